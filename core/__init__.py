@@ -1,0 +1,1 @@
+"""The masked-diffusion policy: tokens, DiT backbone, diffusion, training and evaluation."""

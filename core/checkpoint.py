@@ -1,0 +1,80 @@
+"""Checkpoints: tensors and plain values only, so ``torch.load(weights_only=True)`` reads them
+(no pickle of arbitrary objects), written atomically, with a JSON metadata file beside."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from data.errors import BadInput
+
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: a crash leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n"))
+
+
+def jsonable(value):
+    """NaN/inf become null: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """``payload`` holds state dicts, ``config`` (nested dict), ``iteration`` and ``metrics``."""
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    meta = {k: payload[k] for k in ("format_version", "iteration", "config", "metrics")}
+    write_json(Path(path).with_suffix(".json"), meta)
+
+
+def load_checkpoint(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"checkpoint {path} does not exist; pass the checkpoint.pt of a train run")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise BadInput(
+            f"checkpoint {path} cannot be read ({reason}); it is truncated, corrupt or not a "
+            "checkpoint of this tool: retrain or pass another file"
+        ) from None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise BadInput(f"checkpoint {path} is not a checkpoint of this tool; pass another file")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise BadInput(
+            f"checkpoint {path} has format version {payload['format_version']}, this tool reads "
+            f"version {FORMAT_VERSION}: retrain with this version"
+        )
+    missing = {"config", "model", "iteration", "metrics"} - set(payload)
+    if missing:
+        raise BadInput(f"checkpoint {path} lacks {sorted(missing)}; retrain or pass another file")
+    return payload

@@ -1,0 +1,159 @@
+"""DiT backbone: (state, noisy action tokens, t) -> action logits.
+
+Follows facebookresearch/DiT models.py (Peebles & Xie 2023): adaLN-Zero blocks, a
+sinusoidal timestep embedding followed by an MLP, a zero-initialised final layer. The
+backbone knows nothing about masks, schedules or losses: the mask is one more input token.
+
+Two ways to condition on the state (``ModelConfig.conditioning``):
+- ``pool``: the seed's choice; the mean of the state tokens is added to the adaLN condition
+  (cheap: only the action tokens are in the sequence, but where things are is averaged away).
+- ``prefix``: the state tokens stand in front of the action tokens (in-context conditioning),
+  so attention can read where things are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.config import ModelConfig
+from core.tokens import NUM_ACTIONS, VOCAB, StateTokenizer
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoidal features of t in [0, 1] (scaled to DiT's 0..1000 range), then an MLP."""
+
+    def __init__(self, hidden: int, frequencies: int = 256):
+        super().__init__()
+        self.frequencies = frequencies
+        self.mlp = nn.Sequential(
+            nn.Linear(frequencies, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
+        )
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.frequencies // 2
+        freqs = torch.exp(
+            -math.log(10_000) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+        )  # (F/2,)
+        args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, F/2)
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))  # (B, D)
+
+
+class Attention(nn.Module):
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.heads, D // self.heads)  # (B, T, 3, h, D/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, D/h)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, h, T, D/h)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
+
+
+class DiTBlock(nn.Module):
+    """Pre-norm transformer block whose LayerNorms are shifted, scaled and gated by the
+    condition (adaLN-Zero): the gates start at zero, so the block starts as the identity."""
+
+    def __init__(self, hidden: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden, heads, dropout)
+        self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        width = int(hidden * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden, width),
+            nn.GELU(approximate="tanh"),
+            nn.Dropout(dropout),
+            nn.Linear(width, hidden),
+        )
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
+            c
+        ).chunk(6, dim=1)  # each (B, D)
+        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x  # (B, T, D)
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, hidden: int, out: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden, out)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)  # each (B, D)
+        return self.linear(modulate(self.norm(x), shift, scale))  # (B, T, out)
+
+
+class DiT(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        D = config.hidden
+        self.config = config
+        self.state = StateTokenizer(D)
+        self.action = nn.Embedding(VOCAB, D)
+        self.action_position = nn.Parameter(torch.zeros(1, config.horizon, D))
+        self.time = TimestepEmbedder(D)
+        self.blocks = nn.ModuleList(
+            DiTBlock(D, config.heads, config.mlp_ratio, config.dropout) for _ in range(config.depth)
+        )
+        # SUBS: logits over the seven actions only, so the mask token can never be predicted.
+        self.final = FinalLayer(D, NUM_ACTIONS)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+        nn.init.normal_(self.action_position, std=0.02)
+        for layer in (self.time.mlp[0], self.time.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        # adaLN-Zero: modulation and output layers start at zero (DiT section 3.2).
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final.linear.weight)
+        nn.init.zeros_(self.final.linear.bias)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        direction: torch.Tensor,
+        actions: torch.Tensor,
+        t: torch.Tensor,
+    ) -> torch.Tensor:
+        """image (B, 7, 7, 3), direction (B,), actions (B, H) tokens incl. MASK, t (B,) in [0, 1]
+        -> logits (B, H, 7)."""
+        state = self.state(image, direction)  # (B, 49, D)
+        x = self.action(actions) + self.action_position  # (B, H, D)
+        c = self.time(t)  # (B, D)
+        if self.config.conditioning == "pool":
+            c = c + state.mean(dim=1)  # (B, D)
+        else:
+            x = torch.cat([state, x], dim=1)  # (B, 49 + H, D)
+        for block in self.blocks:
+            x = block(x, c)  # (B, T, D)
+        x = x[:, -actions.shape[1] :]  # (B, H, D)
+        return self.final(x, c)  # (B, H, 7)

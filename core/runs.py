@@ -1,0 +1,111 @@
+"""Single training runs without Ray: train one or several seeds, log, checkpoint, summarise."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tensorboardX import SummaryWriter
+
+from core.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_json
+from core.config import Config, to_dict
+from core.evaluate import rollout
+from core.trainer import Trainer, pick_device, policy_from_checkpoint
+from data.demos import Demos, cached
+
+DATA_CACHE = Path("data/cache")
+SHOWN = ("train/loss", "val/loss", "val/acc", "eval/success", "eval/return", "perf/samples_per_s")
+
+
+def load_demos(config: Config, cache_dir: Path = DATA_CACHE) -> Demos:
+    d = config.data
+    demos, _, _ = cached(d.env, d.episodes, d.seed, cache_dir)
+    return demos
+
+
+def progress_line(prefix: str, iteration: int, total: int, metrics: dict) -> str:
+    parts = [f"{prefix}iter {iteration:>3}/{total}"]
+    for key in SHOWN:
+        if key in metrics:
+            value = metrics[key]
+            parts.append(f"{key} {value:.0f}" if key.startswith("perf") else f"{key} {value:.3f}")
+    return "  ".join(parts)
+
+
+def train_one(
+    config: Config,
+    demos: Demos,
+    out: Path,
+    log: Callable[[str], None] = print,
+    prefix: str = "",
+) -> dict[str, float]:
+    """Train ``config`` from scratch into ``out`` (TensorBoard events, checkpoint.pt and its
+    .json). Returns the last iteration's metrics, which always include a rollout."""
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    start = time.perf_counter()
+    trainer = Trainer(config, demos)
+    with SummaryWriter(str(out / "tb")) as writer:
+        for _ in range(config.train.iters):
+            metrics = trainer.train_iteration()
+            for key, value in metrics.items():
+                if math.isfinite(value):  # len_ratio is NaN until an episode succeeds
+                    writer.add_scalar(key, value, trainer.iteration)
+            log(progress_line(prefix, trainer.iteration, config.train.iters, metrics))
+    save_checkpoint(out / "checkpoint.pt", trainer.state_dict())
+    return {**metrics, "time/minutes": (time.perf_counter() - start) / 60}
+
+
+def train_seeds(config: Config, seeds: int, out: Path, log: Callable[[str], None] = print) -> dict:
+    """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations and
+    write ``out/metrics.json``: per-seed metrics, their mean and standard deviation."""
+    demos = load_demos(config)
+    per_seed = {}
+    for i in range(seeds):
+        seed = config.train.seed + i
+        run = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+        prefix = f"[seed {seed}] " if seeds > 1 else ""
+        per_seed[str(seed)] = train_one(run, demos, out / f"seed{seed}", log, prefix)
+    keys = sorted({k for m in per_seed.values() for k in m})
+    summary = {
+        "config": to_dict(config),
+        "seeds": per_seed,
+        "mean": {k: nan_stat(np.mean, [m.get(k) for m in per_seed.values()]) for k in keys},
+        "std": {k: nan_stat(np.std, [m.get(k) for m in per_seed.values()]) for k in keys},
+    }
+    write_json(out / "metrics.json", summary)
+    return summary
+
+
+def nan_stat(stat, values: list) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(stat(finite)) if finite else float("nan")
+
+
+def evaluate_checkpoint(
+    path: Path, episodes: int, seed: int, gif: Path | None = None
+) -> dict[str, float]:
+    """Roll a saved policy out on held-out seeds; optionally save the first episode as a GIF."""
+    payload = load_checkpoint(path)
+    policy = policy_from_checkpoint(payload, pick_device("auto"))
+    frames: list | None = [] if gif is not None else None
+    metrics = rollout(policy, policy.config.data.env, episodes, seed, frames)
+    if gif is not None:
+        save_gif(frames, gif)
+    return metrics
+
+
+def save_gif(frames: list, path: Path) -> None:
+    images = [Image.fromarray(frame) for frame in frames]
+    atomic_write(
+        path,
+        lambda tmp: images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0
+        ),
+    )

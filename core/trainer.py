@@ -1,0 +1,243 @@
+"""Training by behaviour cloning with the masked-diffusion objective.
+
+One iteration is a fixed number of optimiser steps (not a data epoch): some environments
+have a handful of distinct episodes, and a search's rungs need a time unit that means the
+same in every trial. The whole dataset lives on the device as tensors and batches are
+drawn by index, so no per-sample Python runs in the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from core.config import Config, from_dict, to_dict
+from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
+from core.dit import DiT
+from core.evaluate import Policy, rollout
+from core.tokens import DONE
+from data.demos import Demos
+from data.errors import BadInput
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda > mps > cpu for ``auto``; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available[name]:
+        raise BadInput(f"train.device={name} is not available here; use train.device=auto")
+    return torch.device(name)
+
+
+@dataclass
+class Chunks:
+    """Observations and the expert's next ``horizon`` actions (padded with DONE past the end
+    of the episode), as device tensors."""
+
+    image: torch.Tensor  # (N, 7, 7, 3) uint8
+    direction: torch.Tensor  # (N,) long
+    actions: torch.Tensor  # (N, H) long
+
+    @classmethod
+    def from_demos(cls, demos: Demos, horizon: int, device: torch.device) -> Chunks:
+        action = torch.from_numpy(demos.action.astype("int64"))
+        starts = torch.from_numpy(demos.episode_start)
+        lengths = starts[1:] - starts[:-1]
+        end = torch.repeat_interleave(starts[1:], lengths)  # (N,) end row of each row's episode
+        index = torch.arange(len(action))[:, None] + torch.arange(horizon)[None]  # (N, H)
+        inside = index < end[:, None]
+        chunk = torch.where(inside, action[index.clamp(max=len(action) - 1)], DONE)
+        return cls(
+            torch.from_numpy(demos.image).to(device),
+            torch.from_numpy(demos.direction.astype("int64")).to(device),
+            chunk.to(device),
+        )
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+class Trainer:
+    def __init__(self, config: Config, demos: Demos, device: torch.device | None = None):
+        self.config = config
+        self.device = device or pick_device(config.train.device)
+        t = config.train
+        torch.manual_seed(t.seed)
+        train, val = demos.split(config.data.val_fraction)
+        self.train_set = Chunks.from_demos(train, config.model.horizon, self.device)
+        self.val_set = Chunks.from_demos(val, config.model.horizon, self.device)
+        self.schedule = make_schedule(config.diffusion.schedule)
+        self.model = DiT(config.model).to(self.device)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema), use_buffers=True)
+            if t.ema > 0
+            else None
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            fused=self.device.type == "cuda",
+        )
+        total = t.iters * t.steps_per_iter
+        if t.lr_schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda step: warmup_cosine(step, t.warmup_steps, total)
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, patience=t.plateau_patience
+            )
+        self.generator = torch.Generator(self.device).manual_seed(t.seed)
+        self.iteration = 0
+        self.metrics: dict[str, float] = {}
+        self._val_batch = self._fixed_val_batch()
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights used for validation and rollouts: the EMA ones when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _fixed_val_batch(self) -> tuple:
+        """The same validation samples, times and masks at every iteration, so val/loss moves
+        only when the model does."""
+        g = torch.Generator(self.device).manual_seed(1234)
+        n = min(len(self.val_set), 2048)
+        index = torch.randperm(len(self.val_set), generator=g, device=self.device)[:n]
+        actions = self.val_set.actions[index]
+        t = sample_t(n, self.config.diffusion, g, self.device)
+        z, masked = corrupt(actions, t, self.schedule, g)
+        return self.val_set.image[index], self.val_set.direction[index], actions, z, masked, t
+
+    def loss(self, image, direction, actions, z, masked, t, model) -> tuple:
+        autocast = self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(image, direction, z, t)
+        d = self.config.diffusion
+        return masked_loss(logits, actions, masked, t, self.schedule, d.weighting)
+
+    def step(self) -> float:
+        t = self.config.train
+        index = torch.randint(
+            len(self.train_set), (t.batch_size,), generator=self.generator, device=self.device
+        )
+        actions = self.train_set.actions[index]
+        times = sample_t(t.batch_size, self.config.diffusion, self.generator, self.device)
+        z, masked = corrupt(actions, times, self.schedule, self.generator)
+        loss, _ = self.loss(
+            self.train_set.image[index], self.train_set.direction[index], actions, z, masked,
+            times, self.model,
+        )  # fmt: skip
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss diverged ({loss.item()}) in iteration {self.iteration + 1}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        if t.lr_schedule == "cosine":
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return loss.item()
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        model = self.eval_model
+        model.eval()
+        image, direction, actions, z, masked, t = self._val_batch
+        loss, acc = self.loss(image, direction, actions, z, masked, t, model)
+        model.train()
+        return loss.item(), acc.item()
+
+    def rollout(self, episodes: int, seed: int = 0, frames: list | None = None) -> dict:
+        policy = Policy(self.eval_model, self.config, self.device)
+        return rollout(policy, self.config.data.env, episodes, seed, frames)
+
+    def train_iteration(self) -> dict[str, float]:
+        """Run ``steps_per_iter`` optimiser steps, validate, and roll out every ``eval_every``
+        iterations and at the last one. Returns the metrics of DESIGN.md."""
+        t = self.config.train
+        self.model.train()
+        start = time.perf_counter()
+        losses = [self.step() for _ in range(t.steps_per_iter)]
+        elapsed = time.perf_counter() - start
+        self.iteration += 1
+        val_loss, val_acc = self.validate()
+        if t.lr_schedule == "plateau":
+            self.scheduler.step(val_loss)
+        metrics = {
+            "train/loss": sum(losses) / len(losses),
+            "val/loss": val_loss,
+            "val/acc": val_acc,
+            "perf/samples_per_s": t.batch_size * t.steps_per_iter / elapsed,
+            "train/lr": self.optimizer.param_groups[0]["lr"],
+        }
+        if self.iteration % t.eval_every == 0 or self.iteration == t.iters:
+            metrics.update(self.rollout(t.eval_episodes, seed=t.seed))
+        self.metrics = metrics
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {
+            "config": to_dict(self.config),
+            "iteration": self.iteration,
+            "metrics": self.metrics,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.iteration = state["iteration"]
+        self.metrics = state["metrics"]
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to zero at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def policy_from_checkpoint(payload: dict, device: torch.device) -> Policy:
+    """The evaluation policy (EMA weights when the run kept them) of a loaded checkpoint."""
+    config = from_dict(payload["config"], where="checkpoint config")
+    model = DiT(config.model).to(device)
+    weights = payload["model"]
+    if payload.get("ema") is not None:
+        prefix = "module."
+        weights = {k[len(prefix) :]: v for k, v in payload["ema"].items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise BadInput(
+            f"checkpoint weights do not fit its configuration ({str(error).splitlines()[0]}); "
+            "retrain or pass another file"
+        ) from None
+    model.eval()
+    return Policy(model, config, device)

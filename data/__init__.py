@@ -1,0 +1,1 @@
+"""Data layer: supported MiniGrid environments, the shortest-path expert and demonstrations."""

@@ -1,0 +1,283 @@
+"""Demonstrations: the shortest-path expert's episodes, stored as one .npz plus a JSON sidecar.
+
+The .npz is byte-identical for the same (env_id, episodes, seed), so a cache file can be
+compared or hashed, and it holds only plain arrays, so it loads with allow_pickle=False.
+"""
+
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.envs import check_env_id, demo_seeds, make_env
+from data.errors import BadInput
+from data.expert import ACTION_NAMES, shortest_plan
+
+FORMAT_VERSION = 1
+
+# name -> (dtype, shape of one row); written in this order, after format_version.
+ARRAYS = {
+    "image": (np.uint8, (7, 7, 3)),
+    "direction": (np.uint8, ()),
+    "action": (np.uint8, ()),
+    "episode_start": (np.int64, ()),
+    "env_seed": (np.int64, ()),
+}
+REGENERATE = "delete it and rerun `python run_search.py data ...` to regenerate it"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold; fixed for determinism
+_CACHE_NAME = re.compile(r"^(?P<env_id>.+)-n(?P<episodes>\d+)-s(?P<seed>\d+)-v(?P<version>\d+)$")
+
+
+@dataclass(frozen=True, eq=False)
+class Demos:
+    """N steps from E episodes. Episode e is rows episode_start[e]:episode_start[e + 1].
+
+    image: (N, 7, 7, 3) uint8, the egocentric obs["image"] seen before acting;
+    direction: (N,) uint8, obs["direction"]; action: (N,) uint8, the expert's action;
+    episode_start: (E + 1,) int64 row offsets; env_seed: (E,) int64, the seed each episode's
+    env.reset used.
+    """
+
+    image: np.ndarray
+    direction: np.ndarray
+    action: np.ndarray
+    episode_start: np.ndarray
+    env_seed: np.ndarray
+
+    def __post_init__(self):
+        problem = _problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @property
+    def episodes(self) -> int:
+        return len(self.env_seed)
+
+    @property
+    def samples(self) -> int:
+        return len(self.action)
+
+    def split(self, val_fraction: float) -> tuple["Demos", "Demos"]:
+        """(train, validation), split by whole episodes: the last ceil(E * val_fraction)
+        episodes validate. With two or more episodes each side gets at least one; with one,
+        validation is empty. Splitting by episode keeps the steps of one layout on one side."""
+        if not 0 <= val_fraction < 1:
+            raise BadInput(f"val_fraction must be in [0, 1), got {val_fraction}; pass e.g. 0.1")
+        total = self.episodes
+        if total < 2:
+            return self._episodes(0, total), self._episodes(total, total)
+        # Rounding first stops float noise (100 * 0.07 = 7.000000000000001) from adding one.
+        validation = math.ceil(round(total * val_fraction, 9))
+        cut = total - min(max(validation, 1), total - 1)
+        return self._episodes(0, cut), self._episodes(cut, total)
+
+    def _episodes(self, first: int, stop: int) -> "Demos":
+        rows = slice(self.episode_start[first], self.episode_start[stop])
+        return Demos(
+            image=self.image[rows],
+            direction=self.direction[rows],
+            action=self.action[rows],
+            episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
+            env_seed=self.env_seed[first:stop],
+        )
+
+
+def _problem(demos: Demos) -> str | None:
+    """What is inconsistent about `demos`, or None."""
+    for name, (dtype, row_shape) in ARRAYS.items():
+        array = getattr(demos, name)
+        if not isinstance(array, np.ndarray) or array.dtype != dtype:
+            found = getattr(array, "dtype", type(array).__name__)
+            return f"{name} has dtype {found}, expected {np.dtype(dtype)}"
+        if array.shape[1:] != row_shape or array.ndim != 1 + len(row_shape):
+            expected = ", ".join(["rows", *map(str, row_shape)])
+            return f"{name} has shape {array.shape}, expected ({expected})"
+    samples, starts = len(demos.action), demos.episode_start
+    if not len(demos.image) == len(demos.direction) == samples:
+        return "image, direction and action have different numbers of rows"
+    if len(starts) != len(demos.env_seed) + 1:
+        return "episode_start must have one more entry than env_seed"
+    if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
+        return "episode_start must rise strictly from 0 to the number of rows"
+    if samples and (demos.action.max() >= len(ACTION_NAMES) or demos.direction.max() > 3):
+        return "action or direction holds a value MiniGrid does not have"
+    return None
+
+
+def generate(env_id: str, episodes: int, seed: int) -> tuple[Demos, dict]:
+    """Run the expert for `episodes` episodes on the demonstration seeds of `seed`."""
+    env = make_env(env_id)
+    env_seeds = demo_seeds(seed, episodes)
+    images, directions, actions, starts = [], [], [], [0]
+    successes = 0
+    for env_seed in env_seeds:
+        obs, _ = env.reset(seed=int(env_seed))
+        try:
+            plan = shortest_plan(env)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{env_id} with env seed {env_seed}: {exc}") from exc
+        reward, terminated = 0.0, False
+        for action in plan:
+            images.append(obs["image"])
+            directions.append(obs["direction"])
+            actions.append(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+        # A truncated episode (plan longer than max_steps) is kept: its steps are still optimal.
+        successes += bool(terminated and reward > 0)
+        starts.append(len(actions))
+    env.close()
+
+    demos = Demos(
+        image=np.stack(images).astype(np.uint8),
+        direction=np.asarray(directions, dtype=np.uint8),
+        action=np.asarray(actions, dtype=np.uint8),
+        episode_start=np.asarray(starts, dtype=np.int64),
+        env_seed=env_seeds,
+    )
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "env_id": env_id,
+        "episodes": episodes,
+        "seed": seed,
+        "expert_success_rate": successes / episodes,
+        "mean_episode_length": demos.samples / episodes,
+        "samples": demos.samples,
+    }
+    return demos, meta
+
+
+def save(demos: Demos, meta: dict, path: Path) -> None:
+    """Write `path` (.npz) and its JSON sidecar, each atomically, creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, _npz_bytes(demos))
+    sidecar = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    _write_atomically(path.with_suffix(".json"), sidecar.encode())
+
+
+def _npz_bytes(demos: Demos) -> bytes:
+    # np.savez stamps the current time into each zip entry; writing the entries ourselves with a
+    # fixed time, fixed order and fixed attributes makes the bytes depend on the arrays alone.
+    arrays = {"format_version": np.array(FORMAT_VERSION, dtype=np.int64)}
+    arrays.update((name, getattr(demos, name)) for name in ARRAYS)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            content = io.BytesIO()
+            np.lib.format.write_array(content, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(entry, content.getvalue(), compresslevel=6)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    # A reader (or a parallel worker writing the same file) sees the old file or the new one,
+    # never half of one: write beside it, then rename over it.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def load(path: Path) -> tuple[Demos, dict]:
+    """Read a file written by save(); BadInput if it is missing, corrupt or inconsistent."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(
+            f"demonstrations file {path} does not exist; "
+            "create it with `python run_search.py data ...` or fix the path"
+        )
+    arrays = _read_arrays(path)
+    version = arrays.pop("format_version")
+    if version.size != 1 or version.dtype.kind not in "iu" or int(version.item()) != FORMAT_VERSION:
+        raise BadInput(
+            f"demonstrations file {path} has format version {version.ravel()[:1].tolist()}, "
+            f"but this code reads version {FORMAT_VERSION}; {REGENERATE}"
+        )
+    try:
+        demos = Demos(**arrays)
+    except ValueError as exc:
+        raise BadInput(f"demonstrations file {path} is inconsistent ({exc}); {REGENERATE}") from exc
+    return demos, _read_meta(path, demos)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    wanted = ["format_version", *ARRAYS]
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive")
+        with loaded:
+            missing = [name for name in wanted if name not in loaded.files]
+            if missing:
+                raise BadInput(
+                    f"demonstrations file {path} lacks array(s) {', '.join(missing)}; {REGENERATE}"
+                )
+            return {name: loaded[name] for name in wanted}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # numpy's own messages here can mislead (e.g. suggest allow_pickle=True); name the type.
+        raise BadInput(
+            f"demonstrations file {path} is not a readable .npz archive "
+            f"(truncated or corrupt: {type(exc).__name__}); {REGENERATE}"
+        ) from exc
+
+
+def _read_meta(path: Path, demos: Demos) -> dict:
+    """The sidecar's metadata when it matches the arrays; otherwise what the arrays and the file
+    name can tell (values nothing can tell are None), since the arrays are what matter."""
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        if (
+            isinstance(meta, dict)
+            and meta.get("format_version") == FORMAT_VERSION
+            and meta.get("episodes") == demos.episodes
+            and meta.get("samples") == demos.samples
+        ):
+            return meta
+    named = _CACHE_NAME.match(path.stem)
+    return {
+        "format_version": FORMAT_VERSION,
+        "env_id": named["env_id"] if named else None,
+        "episodes": demos.episodes,
+        "seed": int(named["seed"]) if named else None,
+        "expert_success_rate": None,
+        "mean_episode_length": demos.samples / demos.episodes if demos.episodes else 0.0,
+        "samples": demos.samples,
+    }
+
+
+def cached(env_id: str, episodes: int, seed: int, cache_dir: Path) -> tuple[Demos, dict, Path]:
+    """The demonstrations for (env_id, episodes, seed), read from `cache_dir` when a valid file
+    is there, else generated and saved there (replacing a corrupt or stale file)."""
+    check_env_id(env_id)
+    env_seeds = demo_seeds(seed, episodes)
+    path = Path(cache_dir) / f"{env_id}-n{episodes}-s{seed}-v{FORMAT_VERSION}.npz"
+    if path.exists():
+        with contextlib.suppress(BadInput):  # unreadable: fall through and regenerate it
+            demos, meta = load(path)
+            if np.array_equal(demos.env_seed, env_seeds):
+                return demos, meta, path
+    demos, meta = generate(env_id, episodes, seed)
+    save(demos, meta, path)
+    return demos, meta, path

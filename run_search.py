@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""The one entry point: data, train and evaluate subcommands (the search arrives next).
+
+    python run_search.py data     --env ID [--episodes N] [--seed S] [--out FILE]
+    python run_search.py train    [--config FILE] [--env ID] [--preset NAME] [--iters N]
+                                  [--seeds N] [--out DIR] [--set key=value ...]
+    python run_search.py evaluate CHECKPOINT [--episodes N] [--seed S] [--gif FILE]
+
+A user's mistake exits with status 2 and one line on stderr saying what is wrong and how to
+fix it; nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from data.errors import BadInput
+
+RESULTS = Path("results")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the whole usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number, 0 or more")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="run_search.py",
+        description="Masked-diffusion policies for MiniGrid: demonstrations, training, evaluation.",
+    )
+    commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="generate expert demonstrations")
+    data.add_argument("--env", required=True, help="MiniGrid id, e.g. MiniGrid-DoorKey-8x8-v0")
+    data.add_argument("--episodes", type=positive_int, default=500)
+    data.add_argument("--seed", type=non_negative_int, default=0)
+    data.add_argument("--out", type=Path, help="output .npz (default: the dataset cache)")
+
+    train = commands.add_parser(
+        "train",
+        help="train a policy from scratch",
+        description="Train a policy from a preset or a config file (a search's best_config.yaml).",
+    )
+    train.add_argument(
+        "--config", type=Path, help="YAML with sections data, model, diffusion, train"
+    )
+    train.add_argument("--preset", default=None, help="seed | default | bc (default: default)")
+    train.add_argument("--env", help="override data.env")
+    train.add_argument("--iters", type=positive_int, help="override train.iters")
+    train.add_argument("--seeds", type=positive_int, default=1, help="train this many seeds")
+    train.add_argument("--out", type=Path, help="output dir (default: results/train/<name>)")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override any key, e.g. --set model.hidden=64 --set train.lr=3e-4",
+    )  # fmt: skip
+
+    evaluate = commands.add_parser("evaluate", help="roll a checkpoint out in the environment")
+    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument("--episodes", type=positive_int, default=100)
+    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="evaluation seed block")
+    evaluate.add_argument("--gif", type=Path, help="save the first episode as an animated GIF")
+    return parser
+
+
+def run_data(args) -> None:
+    from data.demos import cached, generate, save
+
+    if args.out is None:
+        from core.runs import DATA_CACHE
+
+        demos, meta, path = cached(args.env, args.episodes, args.seed, DATA_CACHE)
+    else:
+        if args.out.suffix != ".npz":
+            raise BadInput(f"--out {args.out} must end in .npz")
+        demos, meta = generate(args.env, args.episodes, args.seed)
+        save(demos, meta, args.out)
+        path = args.out
+    print(json.dumps({**meta, "path": str(path)}, indent=2))
+
+
+def run_train(args) -> None:
+    from core import config as cfg
+    from core.runs import train_seeds
+
+    if args.config and args.preset:
+        raise BadInput("give either --config or --preset, not both")
+    base = cfg.preset(args.preset or "default")
+    config = cfg.load_yaml(args.config, base) if args.config else base
+    if args.env:
+        config = cfg.override(config, "data.env", args.env, "--env")
+    if args.iters:
+        config = cfg.override(config, "train.iters", args.iters, "--iters")
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise BadInput(f"--set {item!r} must look like key=value, e.g. model.hidden=64")
+        config = cfg.override(config, key.strip(), value.strip())
+    config = cfg.validate(config)
+    name = args.config.stem if args.config else args.preset or "default"
+    out = args.out or RESULTS / "train" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    if (out / "metrics.json").exists():
+        raise BadInput(f"{out} already holds a finished run; pass another --out or delete it")
+    print(f"training {name} on {config.data.env} -> {out}")
+    summary = train_seeds(config, args.seeds, out)
+    mean, std = summary["mean"], summary["std"]
+    for key in ("eval/success", "eval/return", "eval/len_ratio"):
+        print(f"{key}: {mean[key]:.3f} ± {std[key]:.3f} over {args.seeds} seed(s)")
+    print(f"wrote {out / 'metrics.json'}")
+
+
+def run_evaluate(args) -> None:
+    from core.runs import evaluate_checkpoint
+
+    if args.gif is not None and args.gif.suffix.lower() != ".gif":
+        raise BadInput(f"--gif {args.gif} must end in .gif")
+    metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif)
+    print(json.dumps(metrics, indent=2))
+    if args.gif is not None:
+        print(f"wrote {args.gif}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"data": run_data, "train": run_train, "evaluate": run_evaluate}
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        commands[args.command](args)
+    except BadInput as error:
+        print(f"run_search.py {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The hyperparameter search (Ray Tune + Optuna) over the policy in ``core``."""

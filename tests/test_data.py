@@ -1,0 +1,223 @@
+"""Environments, seeds and the demonstration files, with real MiniGrid and real files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from data.demos import FORMAT_VERSION, Demos, cached, generate, load, save
+from data.envs import FAMILIES, check_env_id, demo_seeds, eval_seeds, make_env
+from data.errors import BadInput
+
+ENV_ID = "MiniGrid-DoorKey-5x5-v0"
+EPISODES = 6
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return generate(ENV_ID, EPISODES, seed=3)
+
+
+def _arrays(demos):
+    return {name: getattr(demos, name) for name in Demos.__dataclass_fields__}
+
+
+def _bad_input_message(call, *args) -> str:
+    with pytest.raises(BadInput) as caught:
+        call(*args)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# Environments and seeds
+
+
+@pytest.mark.parametrize("env_id", ["MiniGrid-KeyCorridorS3R1-v0", "NotAnEnv-v0"])
+def test_unsupported_env_id_names_the_families(env_id):
+    message = _bad_input_message(check_env_id, env_id)
+    assert env_id in message and "MiniGrid-DoorKey-8x8-v0" in message
+    assert all(family in message for family in FAMILIES)
+    _bad_input_message(make_env, env_id)
+
+
+@pytest.mark.parametrize(
+    ("seed", "episodes"), [(0, 1), (0, 1000), (7, 50), (2146, 1_000_000), (10**12 + 5, 300)]
+)
+def test_demo_and_eval_seeds_are_disjoint_and_in_range(seed, episodes):
+    demos, evals = demo_seeds(seed, episodes), eval_seeds(seed, episodes)
+    assert demos.dtype == evals.dtype == np.int64
+    # Consecutive modulo 2**31, so all distinct (a run shorter than 2**31 cannot repeat).
+    assert len(demos) == episodes and np.all(np.diff(demos) % 2**31 == 1)
+    assert np.array_equal(evals - 2**31, demos)
+    assert demos.min() >= 0 and demos.max() < 2**31 <= evals.min() and evals.max() < 2**32
+    assert np.array_equal(demos, demo_seeds(seed, episodes))  # deterministic
+
+
+def test_seeds_of_different_runs_never_cross_over():
+    demos = np.concatenate([demo_seeds(s, 100) for s in range(20)])
+    evals = np.concatenate([eval_seeds(s, 100) for s in range(20)])
+    assert not np.intersect1d(demos, evals).size
+
+
+@pytest.mark.parametrize(("seed", "episodes"), [(-1, 10), (0, 0), (0, 1_000_001)])
+def test_bad_seed_arguments_are_bad_input(seed, episodes):
+    _bad_input_message(demo_seeds, seed, episodes)
+    _bad_input_message(eval_seeds, seed, episodes)
+
+
+# Generation
+
+
+def test_generate_records_the_expert_succeeding(generated):
+    demos, meta = generated
+    assert meta["expert_success_rate"] == 1.0
+    assert meta["episodes"] == demos.episodes == EPISODES
+    assert meta["samples"] == demos.samples == demos.episode_start[-1]
+    assert meta["mean_episode_length"] == demos.samples / EPISODES
+    assert np.array_equal(demos.env_seed, demo_seeds(3, EPISODES))
+    # Every episode ends by walking onto the goal.
+    assert np.all(demos.action[demos.episode_start[1:] - 1] == 2)
+
+
+def test_first_row_is_the_reset_observation(generated):
+    demos, _ = generated
+    obs, _ = make_env(ENV_ID).reset(seed=int(demos.env_seed[1]))
+    row = demos.episode_start[1]
+    assert np.array_equal(demos.image[row], obs["image"])
+    assert demos.direction[row] == obs["direction"]
+
+
+# Splitting
+
+
+@pytest.mark.parametrize("val_fraction", [0.0, 0.2, 0.5, 0.99])
+def test_split_keeps_each_episode_on_one_side(generated, val_fraction):
+    demos, _ = generated
+    train, val = demos.split(val_fraction)
+    assert train.episodes >= 1 and val.episodes >= 1
+    assert train.episodes + val.episodes == demos.episodes
+    assert not np.intersect1d(train.env_seed, val.env_seed).size
+    for name, array in _arrays(demos).items():
+        if name != "episode_start":
+            joined = np.concatenate([getattr(train, name), getattr(val, name)])
+            assert np.array_equal(joined, array), name
+
+
+def test_split_puts_the_last_episodes_in_validation(generated):
+    demos, _ = generated
+    _, val = demos.split(0.34)  # ceil(6 * 0.34) = 3
+    assert np.array_equal(val.env_seed, demos.env_seed[-3:])
+
+
+def test_split_of_one_episode_leaves_validation_empty(generated):
+    demos, _ = generated
+    one, _ = demos.split(5 / 6)
+    train, val = one.split(0.5)
+    assert (train.episodes, val.episodes, val.samples) == (1, 0, 0)
+
+
+# Saving and loading
+
+
+def test_same_arguments_give_byte_identical_files(tmp_path):
+    for name in ("a.npz", "b.npz"):
+        save(*generate(ENV_ID, 3, seed=1), tmp_path / name)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+
+
+def test_load_round_trips(generated, tmp_path):
+    demos, meta = generated
+    path = tmp_path / "nested" / "demos.npz"
+    save(demos, meta, path)
+    loaded, loaded_meta = load(path)
+    assert loaded_meta == meta == json.loads(path.with_suffix(".json").read_text())
+    for name, array in _arrays(demos).items():
+        assert np.array_equal(getattr(loaded, name), array), name
+    assert sorted(os.listdir(path.parent)) == ["demos.json", "demos.npz"]  # no temporaries
+
+
+def test_load_without_sidecar_rebuilds_metadata(generated, tmp_path):
+    demos, meta = generated
+    path = tmp_path / f"{ENV_ID}-n{EPISODES}-s3-v{FORMAT_VERSION}.npz"
+    save(demos, meta, path)
+    path.with_suffix(".json").write_text("{not json")
+    _, rebuilt = load(path)
+    assert rebuilt["env_id"] == ENV_ID and rebuilt["seed"] == 3
+    assert rebuilt["samples"] == meta["samples"] and rebuilt["episodes"] == EPISODES
+
+
+def _write_npz(path, arrays):
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def _bad_files(demos, path):
+    """Each way a demonstrations file can be wrong, as a function that writes it to `path`."""
+    arrays = {"format_version": np.array(FORMAT_VERSION), **_arrays(demos)}
+    valid = path.parent / "valid.npz"
+    save(demos, {}, valid)
+
+    def offsets_past_the_end():
+        _write_npz(path, {**arrays, "episode_start": arrays["episode_start"] + 1})
+
+    return {
+        "truncated": lambda: path.write_bytes(valid.read_bytes()[: valid.stat().st_size // 2]),
+        "not-a-zip": lambda: path.write_text("hello"),
+        "empty": lambda: path.write_bytes(b""),
+        "wrong-version": lambda: _write_npz(path, {**arrays, "format_version": np.array(2)}),
+        "missing-array": lambda: _write_npz(
+            path, {k: v for k, v in arrays.items() if k != "action"}
+        ),
+        "wrong-shape": lambda: _write_npz(path, {**arrays, "image": arrays["image"][:, :5, :5]}),
+        "wrong-dtype": lambda: _write_npz(path, {**arrays, "action": arrays["action"] + 0.5}),
+        "bad-offsets": offsets_past_the_end,
+    }
+
+
+BAD_FILE_KINDS = [
+    "truncated", "not-a-zip", "empty", "wrong-version", "missing-array", "wrong-shape",
+    "wrong-dtype", "bad-offsets",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", BAD_FILE_KINDS)
+def test_load_rejects_a_bad_file(generated, tmp_path, kind):
+    path = tmp_path / "demos.npz"
+    _bad_files(generated[0], path)[kind]()
+    message = _bad_input_message(load, path)
+    assert str(path) in message and "rerun" in message
+
+
+def test_load_rejects_a_missing_file(tmp_path):
+    message = _bad_input_message(load, tmp_path / "absent.npz")
+    assert "does not exist" in message
+
+
+# The cache
+
+
+def test_cached_reuses_the_file(tmp_path):
+    demos, meta, path = cached(ENV_ID, 2, 5, tmp_path)
+    assert path == tmp_path / f"{ENV_ID}-n2-s5-v{FORMAT_VERSION}.npz"
+    written = path.stat().st_mtime_ns
+    again, again_meta, same_path = cached(ENV_ID, 2, 5, tmp_path)
+    assert same_path == path and path.stat().st_mtime_ns == written
+    assert again_meta == meta and np.array_equal(again.action, demos.action)
+
+
+def test_cached_regenerates_a_corrupt_file(tmp_path):
+    demos, _, path = cached(ENV_ID, 2, 5, tmp_path)
+    intact = path.read_bytes()
+    path.write_bytes(intact[:100])
+    regenerated, meta, _ = cached(ENV_ID, 2, 5, tmp_path)
+    assert path.read_bytes() == intact
+    assert meta["expert_success_rate"] == 1.0
+    assert np.array_equal(regenerated.image, demos.image)
+
+
+def test_cached_rejects_an_unsupported_env(tmp_path):
+    _bad_input_message(cached, "MiniGrid-KeyCorridorS3R1-v0", 2, 0, tmp_path)
+    assert not list(tmp_path.iterdir())

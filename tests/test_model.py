@@ -1,0 +1,188 @@
+"""The backbone, the diffusion pieces and the sampler, on small real tensors."""
+
+import math
+
+import pytest
+import torch
+
+from core.config import DiffusionConfig, ModelConfig
+from core.diffusion import SCHEDULES, corrupt, make_schedule, masked_loss, sample_t, subs
+from core.dit import DiT, DiTBlock
+from core.sampler import sample_plan
+from core.tokens import MASK, NUM_ACTIONS, STATE_TOKENS, StateTokenizer
+
+
+def batch(B=5, H=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.stack(
+        [
+            torch.randint(0, 11, (B, 7, 7), generator=g),
+            torch.randint(0, 6, (B, 7, 7), generator=g),
+            torch.randint(0, 3, (B, 7, 7), generator=g),
+        ],
+        dim=-1,
+    ).to(torch.uint8)
+    direction = torch.randint(0, 4, (B,), generator=g)
+    actions = torch.randint(0, NUM_ACTIONS, (B, H), generator=g)
+    return image, direction, actions
+
+
+def trained_looking(model):
+    """Give the zero-initialised layers weights, as training would, so outputs depend on input."""
+    torch.manual_seed(1)
+    for p in model.parameters():
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+@pytest.mark.parametrize("conditioning", ["pool", "prefix"])
+def test_dit_shapes(conditioning):
+    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning)
+    image, direction, actions = batch()
+    logits = DiT(config)(image, direction, actions, torch.rand(5))
+    assert logits.shape == (5, 8, NUM_ACTIONS)
+
+
+def test_state_tokenizer_makes_49_tokens():
+    image, direction, _ = batch()
+    assert StateTokenizer(16)(image, direction).shape == (5, STATE_TOKENS, 16)
+
+
+def test_adaln_zero_blocks_are_identity_at_init():
+    model = DiT(ModelConfig(hidden=32, depth=3, heads=4, horizon=8, dropout=0.0))
+    x, c = torch.randn(3, 10, 32), torch.randn(3, 32)
+    for block in model.blocks:
+        assert isinstance(block, DiTBlock)
+        torch.testing.assert_close(block(x, c), x, rtol=0, atol=0)
+
+
+def test_final_layer_starts_at_zero_logits():
+    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8)
+    image, direction, actions = batch()
+    logits = DiT(config)(image, direction, actions, torch.rand(5))
+    assert torch.count_nonzero(logits) == 0
+
+
+@pytest.mark.parametrize("conditioning", ["pool", "prefix"])
+def test_output_depends_on_state_and_time(conditioning):
+    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning)
+    model = trained_looking(DiT(config)).eval()
+    image, direction, actions = batch()
+    t = torch.full((5,), 0.5)
+    base = model(image, direction, actions, t)
+    assert not torch.allclose(base, model(image, (direction + 1) % 4, actions, t))
+    assert not torch.allclose(base, model(image, direction, actions, torch.full((5,), 0.9)))
+
+
+def test_subs_never_yields_mask_and_carries_unmasked_tokens():
+    _, _, actions = batch(B=64, H=8)
+    z, masked = corrupt(actions, torch.rand(64), make_schedule("linear"), torch.Generator())
+    log_probs = subs(torch.randn(64, 8, NUM_ACTIONS) * 5, z)
+    assert log_probs.shape[-1] == NUM_ACTIONS  # there is no mask class to predict
+    prediction = log_probs.argmax(-1)
+    assert (prediction != MASK).all()
+    assert torch.equal(prediction[~masked], actions[~masked])
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(64, 8))
+
+
+@pytest.mark.parametrize("name", ["cosine", "linear", "loglinear"])
+def test_schedule_endpoints_and_monotonicity(name):
+    schedule = make_schedule(name)
+    t = torch.linspace(0, 1, 1001)
+    ratio = schedule.mask_ratio(t)
+    assert ratio[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert ratio[-1].item() == pytest.approx(1.0, abs=1.1e-3)  # loglinear stops at 1 - eps
+    assert (ratio[1:] - ratio[:-1] > 0).all()
+
+
+@pytest.mark.parametrize(
+    "name, closed_form",
+    [
+        ("linear", lambda t: 1 / t),
+        ("loglinear", lambda t: 1 / t),
+        ("cosine", lambda t: math.pi / 2 * math.tan(math.pi / 2 * (1 - t))),
+    ],
+)
+def test_elbo_weights_match_closed_form_and_autograd(name, closed_form):
+    schedule = make_schedule(name)
+    t = torch.tensor([0.05, 0.2, 0.5, 0.8, 0.95], dtype=torch.float64, requires_grad=True)
+    ratio = schedule.mask_ratio(t)
+    (derivative,) = torch.autograd.grad(ratio.sum(), t)
+    weight = schedule.elbo_weight(t.detach())
+    # -alpha'(t) / (1 - alpha(t)) with alpha = 1 - mask_ratio
+    torch.testing.assert_close(weight, derivative / ratio.detach())
+    expected = torch.tensor([closed_form(x) for x in t.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(weight, expected, rtol=2e-3, atol=0)
+
+
+def test_full_schedule_masks_everything():
+    _, _, actions = batch(B=16, H=1)
+    z, masked = corrupt(actions, torch.rand(16), make_schedule("full"), torch.Generator())
+    assert masked.all() and (z == MASK).all()
+
+
+def test_antithetic_times_are_stratified():
+    g = torch.Generator().manual_seed(0)
+    t = sample_t(8, DiffusionConfig(antithetic=True, timesteps=0), g, torch.device("cpu"))
+    gaps = torch.sort(t).values.diff()
+    torch.testing.assert_close(gaps, torch.full((7,), (1 - 1e-3) / 8), atol=1e-5, rtol=0)
+    discrete = sample_t(256, DiffusionConfig(timesteps=100), g, torch.device("cpu"))
+    torch.testing.assert_close(discrete * 100, (discrete * 100).round())
+    assert discrete.min() >= 0.01 and discrete.max() <= 1.0
+
+
+def test_loss_counts_only_masked_tokens():
+    _, _, actions = batch(B=4, H=6)
+    perfect = torch.nn.functional.one_hot(actions, NUM_ACTIONS).float() * 100
+    wrong = perfect.clone()
+    masked = torch.zeros(4, 6, dtype=torch.bool)
+    masked[:, :3] = True
+    wrong[:, 3:] = -perfect[:, 3:]  # only unmasked positions are wrong
+    t = torch.full((4,), 0.5)
+    for weighting in ("none", "elbo"):
+        loss, acc = masked_loss(wrong, actions, masked, t, make_schedule("linear"), weighting)
+        assert loss.item() == pytest.approx(0.0, abs=1e-6) and acc.item() == 1.0
+    uniform = torch.zeros(4, 6, NUM_ACTIONS)
+    plain, _ = masked_loss(uniform, actions, masked, t, make_schedule("linear"), "none")
+    elbo, _ = masked_loss(uniform, actions, masked, t, make_schedule("linear"), "elbo")
+    assert plain.item() == pytest.approx(math.log(NUM_ACTIONS), rel=1e-5)
+    assert elbo.item() == pytest.approx(2.0 * math.log(NUM_ACTIONS) * 0.5, rel=1e-5)
+
+
+class Recorder(torch.nn.Module):
+    """Wraps a model and records the action tokens it is shown at each sampling step."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, image, direction, actions, t):
+        self.seen.append(actions.clone())
+        return self.model(image, direction, actions, t)
+
+
+@pytest.mark.parametrize("order", ["confidence", "ancestral"])
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_sampler_fills_every_position_and_never_changes_unmasked(order, schedule, steps):
+    H = 8
+    config = ModelConfig(hidden=32, depth=1, heads=4, horizon=H, conditioning="pool")
+    model = Recorder(trained_looking(DiT(config)).eval())
+    image, direction, _ = batch(B=6, H=H)
+    g = torch.Generator().manual_seed(0)
+    plan = sample_plan(model, image, direction, H, steps, make_schedule(schedule), order, g)
+    assert plan.shape == (6, H)
+    assert ((plan >= 0) & (plan < NUM_ACTIONS)).all(), "every position holds an action"
+    assert len(model.seen) == steps, "exactly K denoiser calls"
+    assert (model.seen[0] == MASK).all()
+    for k in range(steps):
+        before = model.seen[k]
+        after = model.seen[k + 1] if k + 1 < steps else plan
+        revealed = before != MASK
+        assert torch.equal(after[revealed], before[revealed]), f"step {k} changed a token"
+    if order == "confidence" and steps > 1:
+        still = [(s == MASK).sum(1) for s in model.seen]
+        assert all((a > b).all() for a, b in zip(still, still[1:], strict=False)), (
+            "each confidence step reveals at least one token"
+        )
