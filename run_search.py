@@ -70,6 +70,9 @@ def build_parser() -> Parser:
     )
     train.add_argument("--preset", default=None, help="seed | default | bc (default: default)")
     train.add_argument("--env", help="override data.env")
+    train.add_argument(
+        "--data", type=Path, help="train on this demonstrations .npz (from `data --out`)"
+    )
     train.add_argument("--iters", type=positive_int, help="override train.iters")
     train.add_argument("--seeds", type=positive_int, default=1, help="train this many seeds")
     train.add_argument("--out", type=Path, help="output dir (default: results/train/<name>)")
@@ -119,13 +122,25 @@ def run_train(args) -> None:
         if not sep:
             raise BadInput(f"--set {item!r} must look like key=value, e.g. model.hidden=64")
         config = cfg.override(config, key.strip(), value.strip())
+    demos = None
+    if args.data:
+        from data.demos import load
+
+        demos, meta = load(args.data)
+        if args.env and meta.get("env_id") not in (None, args.env):
+            raise BadInput(f"--data {args.data} holds {meta['env_id']}, not --env {args.env}")
+        if demos.episodes < 2:
+            raise BadInput(f"--data {args.data} has one episode; training needs at least 2")
+        for key, field in (("env_id", "env"), ("episodes", "episodes"), ("seed", "seed")):
+            if meta.get(key) is not None:  # the saved config then names the data it used
+                config = cfg.override(config, f"data.{field}", meta[key], "--data")
     config = cfg.validate(config)
     name = args.config.stem if args.config else args.preset or "default"
     out = args.out or RESULTS / "train" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     if (out / "metrics.json").exists():
         raise BadInput(f"{out} already holds a finished run; pass another --out or delete it")
     print(f"training {name} on {config.data.env} -> {out}")
-    summary = train_seeds(config, args.seeds, out)
+    summary = train_seeds(config, args.seeds, out, demos=demos)
     mean, std = summary["mean"], summary["std"]
     for key in ("eval/success", "eval/return", "eval/len_ratio"):
         print(f"{key}: {mean[key]:.3f} ± {std[key]:.3f} over {args.seeds} seed(s)")

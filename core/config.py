@@ -6,6 +6,7 @@ same structure: ``{data: {...}, model: {...}, diffusion: {...}, train: {...}}``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -179,10 +180,8 @@ def override(config: Config, dotted: str, value: object, where: str = "--set") -
 
 def _coerce(value: object, kind: type, dotted: str, where: str) -> object:
     if isinstance(value, str) and kind is not str:
-        try:
+        with contextlib.suppress(yaml.YAMLError):  # not YAML: keep the string, fail below
             value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            pass
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

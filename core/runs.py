@@ -62,10 +62,17 @@ def train_one(
     return {**metrics, "time/minutes": (time.perf_counter() - start) / 60}
 
 
-def train_seeds(config: Config, seeds: int, out: Path, log: Callable[[str], None] = print) -> dict:
-    """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations and
-    write ``out/metrics.json``: per-seed metrics, their mean and standard deviation."""
-    demos = load_demos(config)
+def train_seeds(
+    config: Config,
+    seeds: int,
+    out: Path,
+    log: Callable[[str], None] = print,
+    demos: Demos | None = None,
+) -> dict:
+    """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations (the
+    cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
+    metrics, their mean and standard deviation."""
+    demos = demos if demos is not None else load_demos(config)
     per_seed = {}
     for i in range(seeds):
         seed = config.train.seed + i

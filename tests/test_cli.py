@@ -1,0 +1,144 @@
+"""The command line as a user runs it: real subprocesses, real files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import tiny
+from core.runs import train_seeds
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--set", "model.hidden=32", "--set", "model.depth=1", "--set", "model.heads=2",
+    "--set", "model.horizon=4", "--set", "train.steps_per_iter=5", "--set", "train.iters=2",
+    "--set", "train.eval_episodes=3", "--set", "data.episodes=12", "--set", "train.threads=1",
+]  # fmt: skip
+
+
+def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_data_train_evaluate(tmp_path):
+    out = tmp_path / "demos.npz"
+    made = cli("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", 12, "--out", out, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["env_id"] == "MiniGrid-Empty-5x5-v0" and meta["expert_success_rate"] == 1.0
+
+    trained = cli("train", "--data", out, *TINY, "--seeds", 2, "--out", tmp_path / "run", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "iter   2/2" in trained.stdout, "per-iteration progress on the terminal"
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(summary["seeds"]) == {"0", "1"}
+    assert {"eval/success", "eval/return", "eval/len_ratio"} <= set(summary["mean"])
+    assert list((tmp_path / "run" / "seed0" / "tb").iterdir()), "TensorBoard events written"
+
+    checkpoint = tmp_path / "run" / "seed1" / "checkpoint.pt"
+    gif = tmp_path / "episode.gif"
+    evaluated = cli("evaluate", checkpoint, "--episodes", 4, "--gif", gif, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert 0.0 <= json.loads(evaluated.stdout.split("\nwrote")[0])["eval/success"] <= 1.0
+    with Image.open(gif) as image:
+        assert image.n_frames > 1 and image.size[0] >= 64
+
+
+def test_data_is_byte_identical_and_cached(tmp_path):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    for path in (a, b):
+        args = ("data", "--env", "MiniGrid-DoorKey-5x5-v0", "--episodes", 5, "--seed", 3)
+        assert cli(*args, "--out", path, cwd=tmp_path).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+    cached = cli("data", "--env", "MiniGrid-DoorKey-5x5-v0", "--episodes", 5, cwd=tmp_path)
+    assert cached.returncode == 0
+    path = Path(json.loads(cached.stdout)["path"])
+    assert (tmp_path / path).is_file() and path.parts[:2] == ("data", "cache")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Real files to break: a checkpoint, datasets, configs."""
+    root = tmp_path_factory.mktemp("bad")
+    config = tiny(**{"train.iters": 1})
+    train_seeds(config, 1, root / "run", log=lambda line: None)
+    good = root / "run" / "seed0" / "checkpoint.pt"
+    payload = torch.load(good, weights_only=True)
+    (root / "truncated.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    torch.save({**payload, "format_version": 99}, root / "old.pt")
+    wrong_shape = {**payload, "config": {**payload["config"], "model": {"hidden": 64}}}
+    torch.save(wrong_shape, root / "wrong_shape.pt")
+
+    assert cli("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", 4, "--out",
+               root / "demos.npz", cwd=root).returncode == 0  # fmt: skip
+    raw = (root / "demos.npz").read_bytes()
+    (root / "truncated.npz").write_bytes(raw[: len(raw) // 2])
+    with np.load(root / "demos.npz", allow_pickle=False) as arrays:
+        arrays = dict(arrays)
+    np.savez(root / "v99.npz", **{**arrays, "format_version": np.array(99)})
+    np.savez(root / "flat.npz", **{**arrays, "image": arrays["image"].reshape(-1, 49, 3)})
+
+    (root / "bad.yaml").write_text("model:\n  hidden: [64\n")
+    (root / "section.yaml").write_text("modle:\n  hidden: 64\n")
+    (root / "list.yaml").write_text("- 1\n- 2\n")
+    return root
+
+
+BAD = {
+    "unknown env": ("data", "--env", "NotAnEnv-v0"),
+    "unsupported family": ("train", "--env", "MiniGrid-KeyCorridorS3R1-v0"),
+    "zero episodes": ("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", "0"),
+    "heads do not divide hidden": ("train", "--set", "model.heads=3"),
+    "exec_steps > horizon": ("train", "--set", "diffusion.exec_steps=9"),
+    "zero lr": ("train", "--set", "train.lr=0"),
+    "negative lr": ("train", "--set", "train.lr=-0.001"),
+    "zero batch": ("train", "--set", "train.batch_size=0"),
+    "lr not a number": ("train", "--set", "train.lr=fast"),
+    "unknown key": ("train", "--set", "model.width=64"),
+    "unknown section": ("train", "--set", "optim.lr=0.1"),
+    "set without =": ("train", "--set", "model.hidden"),
+    "unknown schedule": ("train", "--set", "diffusion.schedule=cubic"),
+    "unknown preset": ("train", "--preset", "huge"),
+    "config and preset": ("train", "--config", "{root}/bad.yaml", "--preset", "seed"),
+    "malformed yaml": ("train", "--config", "{root}/bad.yaml"),
+    "unknown yaml section": ("train", "--config", "{root}/section.yaml"),
+    "yaml not a mapping": ("train", "--config", "{root}/list.yaml"),
+    "missing config": ("train", "--config", "{root}/nope.yaml"),
+    "missing dataset": ("train", "--data", "{root}/nope.npz"),
+    "truncated dataset": ("train", "--data", "{root}/truncated.npz"),
+    "wrong-version dataset": ("train", "--data", "{root}/v99.npz"),
+    "wrong-shape dataset": ("train", "--data", "{root}/flat.npz"),
+    "missing checkpoint": ("evaluate", "{root}/nope.pt"),
+    "truncated checkpoint": ("evaluate", "{root}/truncated.pt"),
+    "wrong-version checkpoint": ("evaluate", "{root}/old.pt"),
+    "checkpoint of another shape": ("evaluate", "{root}/wrong_shape.pt"),
+    "not a gif": ("evaluate", "{root}/run/seed0/checkpoint.pt", "--gif", "{root}/x.png"),
+    "existing run": ("train", "--out", "{root}/run", "--iters", "1"),
+}
+
+
+def snapshot(root: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_input_is_one_line_and_exit_2(case, files):
+    args = [a.format(root=files) for a in BAD[case]]
+    before = snapshot(files)
+    result = cli(*args, cwd=files)
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "error" in lines[0]
+    assert snapshot(files) == before, "a bad command changed files that existed before"

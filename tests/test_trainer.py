@@ -1,0 +1,137 @@
+"""The trainer, checkpoints and batched rollouts, on real MiniGrid data."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.evaluate import Policy, rollout
+from core.runs import load_demos
+from core.tokens import DONE
+from core.trainer import Chunks, Trainer, policy_from_checkpoint, warmup_cosine
+from data.errors import BadInput
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return load_demos(tiny())
+
+
+def test_chunks_hold_the_next_actions_padded_with_done(demos):
+    chunks = Chunks.from_demos(demos, horizon=4, device=torch.device("cpu"))
+    first, last = demos.episode_start[0], demos.episode_start[1]
+    episode = demos.action[first:last].astype(np.int64)
+    assert chunks.actions[first].tolist() == episode[:4].tolist()
+    assert chunks.actions[last - 1].tolist() == [episode[-1], DONE, DONE, DONE]
+    assert len(chunks) == demos.samples
+
+
+def test_same_seed_same_loss_curve(demos):
+    config = tiny(**{"train.eval_every": 100})
+    curves = []
+    for _ in range(2):
+        trainer = Trainer(config, demos)
+        curves.append([trainer.train_iteration() for _ in range(2)])
+    for a, b in zip(*curves, strict=True):
+        assert a["train/loss"] == b["train/loss"] and a["val/loss"] == b["val/loss"]
+    other = Trainer(tiny(**{"train.seed": 1, "train.eval_every": 100}), demos)
+    assert other.train_iteration()["train/loss"] != curves[0][0]["train/loss"]
+
+
+def test_every_iteration_reports_the_design_metrics(demos):
+    trainer = Trainer(tiny(**{"train.eval_every": 2, "train.iters": 2}), demos)
+    first, second = trainer.train_iteration(), trainer.train_iteration()
+    common = {"train/loss", "val/loss", "val/acc", "perf/samples_per_s"}
+    assert common <= set(first) and "eval/success" not in first
+    assert common | {"eval/success", "eval/return", "eval/len_ratio"} <= set(second)
+    assert 0.0 <= second["eval/success"] <= 1.0
+
+
+def test_checkpoint_resumes_exactly(demos, tmp_path):
+    config = tiny(**{"train.eval_every": 100, "train.iters": 3, "train.ema": 0.9})
+    straight = Trainer(config, demos)
+    expected = [straight.train_iteration()["train/loss"] for _ in range(3)]
+
+    first = Trainer(config, demos)
+    first.train_iteration()
+    first.train_iteration()
+    save_checkpoint(tmp_path / "checkpoint.pt", first.state_dict())
+    resumed = Trainer(config, demos)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "checkpoint.pt"))
+    assert resumed.iteration == 2
+    assert resumed.train_iteration()["train/loss"] == expected[2]
+    assert (tmp_path / "checkpoint.json").is_file()
+
+
+def test_checkpoint_policy_plans_like_the_trainer(demos, tmp_path):
+    trainer = Trainer(tiny(**{"train.ema": 0.5}), demos)
+    trainer.train_iteration()
+    save_checkpoint(tmp_path / "c.pt", trainer.state_dict())
+    policy = policy_from_checkpoint(load_checkpoint(tmp_path / "c.pt"), torch.device("cpu"))
+    image, direction = demos.image[:6], demos.direction[:6].astype(np.int64)
+    live = Policy(trainer.eval_model, trainer.config, trainer.device)
+    assert np.array_equal(policy.plan(image, direction), live.plan(image, direction))
+
+
+def test_a_crafted_checkpoint_cannot_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"format_version": 1, "model": Exploit()}))
+    with pytest.raises(BadInput):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_an_interrupted_checkpoint_write_keeps_the_old_file(demos, tmp_path):
+    trainer = Trainer(tiny(), demos)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, trainer.state_dict())
+    before = path.read_bytes()
+    state = trainer.state_dict()
+    state["metrics"] = {"unsaveable": lambda: None}  # torch.save fails half way
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch raises
+        save_checkpoint(path, state)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+class CountingPolicy(Policy):
+    def __init__(self, actions):
+        self.calls, self.actions = [], actions
+
+    def plan(self, images, directions):
+        self.calls.append(len(images))
+        return np.array([self.actions] * len(images))
+
+
+def test_rollouts_are_batched_and_loops_end_early():
+    spinner = CountingPolicy([0, 0])  # always turn left: the state repeats after 4 turns
+    metrics = rollout(spinner, "MiniGrid-Empty-8x8-v0", episodes=5, seed=0)
+    assert spinner.calls[0] == 5, "one policy call serves every live episode"
+    assert len(spinner.calls) <= 3, "a repeated state ends the episode, no 256-step timeout"
+    assert metrics["eval/success"] == 0.0 and metrics["eval/return"] == 0.0
+
+
+def test_rollout_scores_the_expert_like_plan():
+    # Empty-8x8 has one fixed episode: 5 x forward, right, 5 x forward reaches the goal.
+    walker = CountingPolicy([2] * 5 + [1] + [2] * 5)
+    metrics = rollout(walker, "MiniGrid-Empty-8x8-v0", episodes=2, seed=0)
+    assert metrics["eval/success"] == 1.0
+    assert metrics["eval/len_ratio"] == 1.0
+    assert metrics["eval/return"] == pytest.approx(1 - 0.9 * 11 / 256)
+
+
+def test_warmup_cosine():
+    assert warmup_cosine(0, 10, 100) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)
+    assert warmup_cosine(55, 10, 100) == pytest.approx(0.5)
+    assert warmup_cosine(100, 10, 100) == pytest.approx(0.0)
