@@ -131,7 +131,8 @@ def run_train(args) -> None:
             raise BadInput(f"--data {args.data} holds {meta['env_id']}, not --env {args.env}")
         if demos.episodes < 2:
             raise BadInput(f"--data {args.data} has one episode; training needs at least 2")
-        for key, field in (("env_id", "env"), ("episodes", "episodes"), ("seed", "seed")):
+        names = {"env_id": "env", "episodes": "episodes", "seed": "seed", "noise": "noise"}
+        for key, field in names.items():
             if meta.get(key) is not None:  # the saved config then names the data it used
                 config = cfg.override(config, f"data.{field}", meta[key], "--data")
     config = cfg.validate(config)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from data.demos import PLAN_LENGTH
 from data.envs import check_env_id
 from data.errors import BadInput
 
@@ -24,6 +25,8 @@ class DataConfig:
     episodes: int = 500  # expert demonstrations generated (train + validation)
     seed: int = 0  # picks the demonstration seeds; evaluation seeds never overlap them
     val_fraction: float = 0.1  # share of episodes held out for validation loss
+    noise: float = 0.0  # chance of a random executed action in a demonstration (DART); labels
+    # stay the expert's shortest plan from each visited state, so the data shows recoveries
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,13 @@ def validate(config: Config) -> Config:
             "diffusion.schedule=full masks every token at every t, so it has no ELBO "
             "weights: set diffusion.weighting=none"
         )
+    if m.horizon > PLAN_LENGTH:
+        raise BadInput(
+            f"model.horizon={m.horizon} is more than the {PLAN_LENGTH} expert actions a "
+            f"demonstration stores per step: use at most {PLAN_LENGTH}"
+        )
+    if not 0.0 <= config.data.noise < 1.0:
+        raise BadInput(f"data.noise is {config.data.noise}: use a probability in [0, 1)")
     if not 0.0 <= config.train.ema < 1.0:
         raise BadInput(f"train.ema is {config.train.ema}: use 0 (off) or a decay in (0, 1)")
     if not 0.0 < config.data.val_fraction < 1.0:

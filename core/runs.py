@@ -25,7 +25,7 @@ SHOWN = ("train/loss", "val/loss", "val/acc", "eval/success", "eval/return", "pe
 
 def load_demos(config: Config, cache_dir: Path = DATA_CACHE) -> Demos:
     d = config.data
-    demos, _, _ = cached(d.env, d.episodes, d.seed, cache_dir)
+    demos, _, _ = cached(d.env, d.episodes, d.seed, cache_dir, d.noise)
     return demos
 
 

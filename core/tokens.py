@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NUM_ACTIONS = 7  # left, right, forward, pickup, drop, toggle, done
-DONE = 6
+from data.expert import ACTION_NAMES
+
+NUM_ACTIONS = len(ACTION_NAMES)  # left, right, forward, pickup, drop, toggle, done
+DONE = ACTION_NAMES.index("done")
 MASK = NUM_ACTIONS  # the absorbing token of masked diffusion; never predicted (SUBS)
 VOCAB = NUM_ACTIONS + 1
 

@@ -19,7 +19,6 @@ from core.config import Config, from_dict, to_dict
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT
 from core.evaluate import Policy, rollout
-from core.tokens import DONE
 from data.demos import Demos
 from data.errors import BadInput
 
@@ -44,8 +43,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 @dataclass
 class Chunks:
-    """Observations and the expert's next ``horizon`` actions (padded with DONE past the end
-    of the episode), as device tensors."""
+    """Observations and the expert's shortest plan from each (its first ``horizon`` actions,
+    padded with DONE past the end of the episode), as device tensors."""
 
     image: torch.Tensor  # (N, 7, 7, 3) uint8
     direction: torch.Tensor  # (N,) long
@@ -53,17 +52,10 @@ class Chunks:
 
     @classmethod
     def from_demos(cls, demos: Demos, horizon: int, device: torch.device) -> Chunks:
-        action = torch.from_numpy(demos.action.astype("int64"))
-        starts = torch.from_numpy(demos.episode_start)
-        lengths = starts[1:] - starts[:-1]
-        end = torch.repeat_interleave(starts[1:], lengths)  # (N,) end row of each row's episode
-        index = torch.arange(len(action))[:, None] + torch.arange(horizon)[None]  # (N, H)
-        inside = index < end[:, None]
-        chunk = torch.where(inside, action[index.clamp(max=len(action) - 1)], DONE)
         return cls(
             torch.from_numpy(demos.image).to(device),
             torch.from_numpy(demos.direction.astype("int64")).to(device),
-            chunk.to(device),
+            torch.from_numpy(demos.plan[:, :horizon].astype("int64")).to(device),
         )
 
     def __len__(self) -> int:

@@ -22,19 +22,24 @@ from data.envs import check_env_id, demo_seeds, make_env
 from data.errors import BadInput
 from data.expert import ACTION_NAMES, shortest_plan
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
+DONE = ACTION_NAMES.index("done")  # pads a plan past the end of its episode
 
 # name -> (dtype, shape of one row); written in this order, after format_version.
 ARRAYS = {
     "image": (np.uint8, (7, 7, 3)),
     "direction": (np.uint8, ()),
     "action": (np.uint8, ()),
+    "plan": (np.uint8, (PLAN_LENGTH,)),
     "episode_start": (np.int64, ()),
     "env_seed": (np.int64, ()),
 }
 REGENERATE = "delete it and rerun `python run_search.py data ...` to regenerate it"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold; fixed for determinism
-_CACHE_NAME = re.compile(r"^(?P<env_id>.+)-n(?P<episodes>\d+)-s(?P<seed>\d+)-v(?P<version>\d+)$")
+_CACHE_NAME = re.compile(
+    r"^(?P<env_id>.+)-n(?P<episodes>\d+)-s(?P<seed>\d+)-p(?P<noise>[\d.e-]+)-v(?P<version>\d+)$"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +48,8 @@ class Demos:
 
     image: (N, 7, 7, 3) uint8, the egocentric obs["image"] seen before acting;
     direction: (N,) uint8, obs["direction"]; action: (N,) uint8, the expert's action;
+    plan: (N, PLAN_LENGTH) uint8, the expert's shortest plan from that state, padded with
+    done (its first entry is ``action``);
     episode_start: (E + 1,) int64 row offsets; env_seed: (E,) int64, the seed each episode's
     env.reset used.
     """
@@ -50,6 +57,7 @@ class Demos:
     image: np.ndarray
     direction: np.ndarray
     action: np.ndarray
+    plan: np.ndarray
     episode_start: np.ndarray
     env_seed: np.ndarray
 
@@ -86,6 +94,7 @@ class Demos:
             image=self.image[rows],
             direction=self.direction[rows],
             action=self.action[rows],
+            plan=self.plan[rows],
             episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
             env_seed=self.env_seed[first:stop],
         )
@@ -102,46 +111,59 @@ def _problem(demos: Demos) -> str | None:
             expected = ", ".join(["rows", *map(str, row_shape)])
             return f"{name} has shape {array.shape}, expected ({expected})"
     samples, starts = len(demos.action), demos.episode_start
-    if not len(demos.image) == len(demos.direction) == samples:
-        return "image, direction and action have different numbers of rows"
+    if not len(demos.image) == len(demos.direction) == len(demos.plan) == samples:
+        return "image, direction, action and plan have different numbers of rows"
     if len(starts) != len(demos.env_seed) + 1:
         return "episode_start must have one more entry than env_seed"
     if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
         return "episode_start must rise strictly from 0 to the number of rows"
-    if samples and (demos.action.max() >= len(ACTION_NAMES) or demos.direction.max() > 3):
-        return "action or direction holds a value MiniGrid does not have"
+    if samples and (
+        max(demos.action.max(), demos.plan.max()) >= len(ACTION_NAMES) or demos.direction.max() > 3
+    ):
+        return "action, plan or direction holds a value MiniGrid does not have"
     return None
 
 
-def generate(env_id: str, episodes: int, seed: int) -> tuple[Demos, dict]:
-    """Run the expert for `episodes` episodes on the demonstration seeds of `seed`."""
+def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple[Demos, dict]:
+    """Run the expert for `episodes` episodes on the demonstration seeds of `seed`.
+
+    With `noise` > 0 the executed action is, with that probability, a random turn or step
+    instead of the expert's (never a step into lava), and the expert replans from where it
+    lands: the data then also shows how to recover from states off the shortest path, which
+    a cloned policy drifts into (DART, Laskey et al. 2017). Every label is still the expert's
+    shortest plan from the state it labels.
+    """
+    if not 0.0 <= noise < 1.0:
+        raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
     env = make_env(env_id)
     env_seeds = demo_seeds(seed, episodes)
-    images, directions, actions, starts = [], [], [], [0]
+    images, directions, plans, starts = [], [], [], [0]
     successes = 0
     for env_seed in env_seeds:
         obs, _ = env.reset(seed=int(env_seed))
-        try:
-            plan = shortest_plan(env)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{env_id} with env seed {env_seed}: {exc}") from exc
-        reward, terminated = 0.0, False
-        for action in plan:
+        rng = np.random.default_rng(int(env_seed))
+        plan = _plan(env, env_id, env_seed)
+        reward, terminated, truncated = 0.0, False, False
+        while plan and not (terminated or truncated):
             images.append(obs["image"])
             directions.append(obs["direction"])
-            actions.append(action)
+            plans.append(plan[:PLAN_LENGTH] + [DONE] * (PLAN_LENGTH - len(plan)))
+            action = plan[0]
+            if noise and rng.random() < noise:
+                action = _perturbation(env, rng)
             obs, reward, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                break
-        # A truncated episode (plan longer than max_steps) is kept: its steps are still optimal.
+            plan = plan[1:] if action == plan[0] else _plan(env, env_id, env_seed)
+        # A truncated episode (plan longer than max_steps) is kept: its labels are still optimal.
         successes += bool(terminated and reward > 0)
-        starts.append(len(actions))
+        starts.append(len(plans))
     env.close()
 
+    plan_array = np.asarray(plans, dtype=np.uint8)
     demos = Demos(
         image=np.stack(images).astype(np.uint8),
         direction=np.asarray(directions, dtype=np.uint8),
-        action=np.asarray(actions, dtype=np.uint8),
+        action=plan_array[:, 0].copy(),
+        plan=plan_array,
         episode_start=np.asarray(starts, dtype=np.int64),
         env_seed=env_seeds,
     )
@@ -150,11 +172,26 @@ def generate(env_id: str, episodes: int, seed: int) -> tuple[Demos, dict]:
         "env_id": env_id,
         "episodes": episodes,
         "seed": seed,
+        "noise": noise,
         "expert_success_rate": successes / episodes,
         "mean_episode_length": demos.samples / episodes,
         "samples": demos.samples,
     }
     return demos, meta
+
+
+def _plan(env, env_id: str, env_seed) -> list[int]:
+    try:
+        return shortest_plan(env)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{env_id} with env seed {env_seed}: {exc}") from exc
+
+
+def _perturbation(env, rng: np.random.Generator) -> int:
+    """A random left, right or forward; forward only where it cannot end the episode in lava."""
+    ahead = env.unwrapped.grid.get(*env.unwrapped.front_pos)
+    choices = [0, 1] if ahead is not None and ahead.type == "lava" else [0, 1, 2]
+    return int(rng.choice(choices))
 
 
 def save(demos: Demos, meta: dict, path: Path) -> None:
@@ -261,23 +298,27 @@ def _read_meta(path: Path, demos: Demos) -> dict:
         "env_id": named["env_id"] if named else None,
         "episodes": demos.episodes,
         "seed": int(named["seed"]) if named else None,
+        "noise": float(named["noise"]) if named else None,
         "expert_success_rate": None,
         "mean_episode_length": demos.samples / demos.episodes if demos.episodes else 0.0,
         "samples": demos.samples,
     }
 
 
-def cached(env_id: str, episodes: int, seed: int, cache_dir: Path) -> tuple[Demos, dict, Path]:
-    """The demonstrations for (env_id, episodes, seed), read from `cache_dir` when a valid file
-    is there, else generated and saved there (replacing a corrupt or stale file)."""
+def cached(
+    env_id: str, episodes: int, seed: int, cache_dir: Path, noise: float = 0.0
+) -> tuple[Demos, dict, Path]:
+    """The demonstrations for (env_id, episodes, seed, noise), read from `cache_dir` when a valid
+    file is there, else generated and saved there (replacing a corrupt or stale file)."""
     check_env_id(env_id)
     env_seeds = demo_seeds(seed, episodes)
-    path = Path(cache_dir) / f"{env_id}-n{episodes}-s{seed}-v{FORMAT_VERSION}.npz"
+    name = f"{env_id}-n{episodes}-s{seed}-p{noise:g}-v{FORMAT_VERSION}.npz"
+    path = Path(cache_dir) / name
     if path.exists():
         with contextlib.suppress(BadInput):  # unreadable: fall through and regenerate it
             demos, meta = load(path)
             if np.array_equal(demos.env_seed, env_seeds):
                 return demos, meta, path
-    demos, meta = generate(env_id, episodes, seed)
+    demos, meta = generate(env_id, episodes, seed, noise)
     save(demos, meta, path)
     return demos, meta, path

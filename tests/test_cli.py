@@ -33,12 +33,14 @@ def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_data_train_evaluate(tmp_path):
     out = tmp_path / "demos.npz"
-    made = cli("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", 12, "--out", out, cwd=tmp_path)
+    env = ("--env", "MiniGrid-Empty-5x5-v0")
+    made = cli("data", *env, "--episodes", 12, "--out", out, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["env_id"] == "MiniGrid-Empty-5x5-v0" and meta["expert_success_rate"] == 1.0
 
-    trained = cli("train", "--data", out, *TINY, "--seeds", 2, "--out", tmp_path / "run", cwd=tmp_path)
+    run = tmp_path / "run"
+    trained = cli("train", "--data", out, *TINY, "--seeds", 2, "--out", run, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "iter   2/2" in trained.stdout, "per-iteration progress on the terminal"
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())

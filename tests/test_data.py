@@ -141,7 +141,7 @@ def test_load_round_trips(generated, tmp_path):
 
 def test_load_without_sidecar_rebuilds_metadata(generated, tmp_path):
     demos, meta = generated
-    path = tmp_path / f"{ENV_ID}-n{EPISODES}-s3-v{FORMAT_VERSION}.npz"
+    path = tmp_path / f"{ENV_ID}-n{EPISODES}-s3-p0-v{FORMAT_VERSION}.npz"
     save(demos, meta, path)
     path.with_suffix(".json").write_text("{not json")
     _, rebuilt = load(path)
@@ -167,7 +167,9 @@ def _bad_files(demos, path):
         "truncated": lambda: path.write_bytes(valid.read_bytes()[: valid.stat().st_size // 2]),
         "not-a-zip": lambda: path.write_text("hello"),
         "empty": lambda: path.write_bytes(b""),
-        "wrong-version": lambda: _write_npz(path, {**arrays, "format_version": np.array(2)}),
+        "wrong-version": lambda: _write_npz(
+            path, {**arrays, "format_version": np.array(FORMAT_VERSION + 1)}
+        ),
         "missing-array": lambda: _write_npz(
             path, {k: v for k, v in arrays.items() if k != "action"}
         ),
@@ -201,7 +203,7 @@ def test_load_rejects_a_missing_file(tmp_path):
 
 def test_cached_reuses_the_file(tmp_path):
     demos, meta, path = cached(ENV_ID, 2, 5, tmp_path)
-    assert path == tmp_path / f"{ENV_ID}-n2-s5-v{FORMAT_VERSION}.npz"
+    assert path == tmp_path / f"{ENV_ID}-n2-s5-p0-v{FORMAT_VERSION}.npz"
     written = path.stat().st_mtime_ns
     again, again_meta, same_path = cached(ENV_ID, 2, 5, tmp_path)
     assert same_path == path and path.stat().st_mtime_ns == written
@@ -221,3 +223,36 @@ def test_cached_regenerates_a_corrupt_file(tmp_path):
 def test_cached_rejects_an_unsupported_env(tmp_path):
     _bad_input_message(cached, "MiniGrid-KeyCorridorS3R1-v0", 2, 0, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+# Expert plans and noise injection
+
+
+def test_plans_are_the_next_expert_actions_without_noise(generated):
+    demos, _ = generated
+    for e in range(demos.episodes):
+        rows = range(demos.episode_start[e], demos.episode_start[e + 1])
+        for i in rows:
+            rest = demos.action[i : rows.stop].tolist()
+            expected = (rest + [6] * 64)[:64]
+            assert demos.plan[i].tolist() == expected, f"episode {e} row {i}"
+
+
+def test_noisy_demonstrations_leave_the_path_and_label_recoveries():
+    clean, _ = generate(ENV_ID, 20, seed=0)
+    noisy, meta = generate(ENV_ID, 20, seed=0, noise=0.3)
+    assert meta["noise"] == 0.3 and meta["expert_success_rate"] == 1.0
+    assert noisy.samples > clean.samples, "perturbations lengthen episodes"
+    # Episodes start from the same reset state, so their first labels are the clean ones.
+    for e in range(20):
+        clean_first = clean.plan[clean.episode_start[e]]
+        assert np.array_equal(noisy.plan[noisy.episode_start[e]], clean_first), f"episode {e}"
+    # After a perturbation the expert replans: the next label is not the old plan shifted.
+    shifted = np.all(noisy.plan[1:, :-1] == noisy.plan[:-1, 1:], axis=1)
+    same_episode = np.ones(noisy.samples - 1, dtype=bool)
+    same_episode[noisy.episode_start[1:-1] - 1] = False
+    assert (~shifted & same_episode).any() and (shifted & same_episode).any()
+    again, _ = generate(ENV_ID, 20, seed=0, noise=0.3)
+    assert np.array_equal(again.plan, noisy.plan), "noise is seeded"
+    with pytest.raises(BadInput):
+        generate(ENV_ID, 2, seed=0, noise=1.5)
