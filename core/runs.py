@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import torch
 from PIL import Image
 from tensorboardX import SummaryWriter
 
-from core.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_json
+from core.checkpoint import atomic_write, jsonable, load_checkpoint, save_checkpoint, write_json
 from core.config import Config, to_dict
 from core.evaluate import rollout
 from core.trainer import Trainer, pick_device, policy_from_checkpoint
@@ -45,15 +46,20 @@ def train_one(
     log: Callable[[str], None] = print,
     prefix: str = "",
 ) -> dict[str, float]:
-    """Train ``config`` from scratch into ``out`` (TensorBoard events, checkpoint.pt and its
-    .json). Returns the last iteration's metrics, which always include a rollout."""
+    """Train ``config`` from scratch into ``out``: TensorBoard events, history.jsonl (one line of
+    metrics per iteration), checkpoint.pt and its .json. Returns the last iteration's metrics,
+    which always include a rollout."""
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     start = time.perf_counter()
     trainer = Trainer(config, demos)
-    with SummaryWriter(str(out / "tb")) as writer:
+    out.mkdir(parents=True, exist_ok=True)
+    with SummaryWriter(str(out / "tb")) as writer, open(out / "history.jsonl", "w") as history:
         for _ in range(config.train.iters):
             metrics = trainer.train_iteration()
+            line = {"iteration": trainer.iteration, **metrics}
+            history.write(json.dumps(jsonable(line)) + "\n")
+            history.flush()
             for key, value in metrics.items():
                 if math.isfinite(value):  # len_ratio is NaN until an episode succeeds
                     writer.add_scalar(key, value, trainer.iteration)

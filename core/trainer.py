@@ -181,7 +181,9 @@ class Trainer:
             "train/lr": self.optimizer.param_groups[0]["lr"],
         }
         if self.iteration % t.eval_every == 0 or self.iteration == t.iters:
-            metrics.update(self.rollout(t.eval_episodes, seed=t.seed))
+            # Held-out episodes picked by the data seed: every training seed and every
+            # configuration on the same data is scored on the same episodes.
+            metrics.update(self.rollout(t.eval_episodes, seed=self.config.data.seed))
         self.metrics = metrics
         return metrics
 

@@ -47,6 +47,8 @@ def test_data_train_evaluate(tmp_path):
     assert set(summary["seeds"]) == {"0", "1"}
     assert {"eval/success", "eval/return", "eval/len_ratio"} <= set(summary["mean"])
     assert list((tmp_path / "run" / "seed0" / "tb").iterdir()), "TensorBoard events written"
+    history = (tmp_path / "run" / "seed0" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in history] == [1, 2]
 
     checkpoint = tmp_path / "run" / "seed1" / "checkpoint.pt"
     gif = tmp_path / "episode.gif"
