@@ -63,6 +63,8 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the weights used for evaluation; 0 disables
     iters: int = 20  # Tune-style iterations
     steps_per_iter: int = 100  # optimiser steps in one iteration (the search's time unit)
+    dagger_every: int = 0  # every this many iterations, relabel the policy's own states; 0: off
+    dagger_episodes: int = 100  # training-seed episodes the policy plays per relabelling
     eval_every: int = 5  # roll the policy out every this many iterations (and at the last)
     eval_episodes: int = 50  # held-out episodes per rollout evaluation
     seed: int = 0  # weights, batches and evaluation episodes
@@ -211,6 +213,7 @@ def validate(config: Config) -> Config:
     non_negative = [
         "data.seed", "train.seed", "train.weight_decay", "train.warmup_steps",
         "train.grad_clip", "train.threads", "diffusion.timesteps", "train.plateau_patience",
+        "train.dagger_every", "train.dagger_episodes",
     ]  # fmt: skip
     for key in non_negative:
         if not (flat[key] >= 0 and math.isfinite(flat[key])):

@@ -9,6 +9,7 @@ and is stopped at once and scored a failure (return 0).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from core.config import Config
 from core.diffusion import make_schedule
 from core.sampler import sample_plan
+from data.demos import padded
 from data.envs import eval_seeds, make_env
 from data.expert import shortest_plan
 
@@ -75,11 +77,23 @@ def rollout(
     seed: int,
     frames: list | None = None,
 ) -> dict[str, float]:
-    """Roll the policy out on ``episodes`` held-out seeds. If ``frames`` is a list, the first
-    episode's rendered frames are appended to it (for a GIF).
+    """Roll the policy out on ``episodes`` held-out seeds (``data.envs.eval_seeds``). If
+    ``frames`` is a list, the first episode's rendered frames are appended to it (for a GIF).
     Returns eval/success, eval/return, eval/len_ratio (mean over successful episodes)."""
+    return play(policy, env_id, eval_seeds(seed, episodes), frames)
+
+
+def play(
+    policy: Policy,
+    env_id: str,
+    env_seeds,
+    frames: list | None = None,
+    visits: list | None = None,
+) -> dict[str, float]:
+    """Roll the policy out on the given env seeds. If ``visits`` is a list, every state the
+    policy acts in is appended to it as (image, direction, the expert's plan from there)."""
     envs, obs, runs, seen = [], [], [], []
-    for i, env_seed in enumerate(eval_seeds(seed, episodes)):
+    for i, env_seed in enumerate(env_seeds):
         env = make_env(env_id, render_mode="rgb_array" if frames is not None and i == 0 else None)
         observation, _ = env.reset(seed=int(env_seed))
         runs.append(Episode(int(env_seed), len(shortest_plan(env))))
@@ -106,6 +120,10 @@ def rollout(
         if not live:
             break
         for i in live:
+            if visits is not None:
+                with contextlib.suppress(RuntimeError):  # no plan from here: nothing to learn
+                    plan = padded(shortest_plan(envs[i]))
+                    visits.append((obs[i]["image"], obs[i]["direction"], plan))
             observation, reward, terminated, truncated, _ = envs[i].step(queues[i].pop(0))
             obs[i] = observation
             run = runs[i]

@@ -12,13 +12,14 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core.config import Config, from_dict, to_dict
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT
-from core.evaluate import Policy, rollout
+from core.evaluate import Policy, play, rollout
 from data.demos import Demos
 from data.errors import BadInput
 
@@ -61,6 +62,13 @@ class Chunks:
     def __len__(self) -> int:
         return len(self.actions)
 
+    def extend(self, other: Chunks) -> Chunks:
+        return Chunks(
+            torch.cat([self.image, other.image]),
+            torch.cat([self.direction, other.direction]),
+            torch.cat([self.actions, other.actions]),
+        )
+
 
 class Trainer:
     def __init__(self, config: Config, demos: Demos, device: torch.device | None = None):
@@ -70,6 +78,9 @@ class Trainer:
         torch.manual_seed(t.seed)
         train, val = demos.split(config.data.val_fraction)
         self.train_set = Chunks.from_demos(train, config.model.horizon, self.device)
+        self.demo_samples = len(self.train_set)  # rows past this were added by relabel()
+        self.train_seeds = train.env_seed  # DAgger replays these, never evaluation seeds
+        self.relabelled = 0
         self.val_set = Chunks.from_demos(val, config.model.horizon, self.device)
         self.schedule = make_schedule(config.diffusion.schedule)
         self.model = DiT(config.model).to(self.device)
@@ -161,6 +172,29 @@ class Trainer:
         policy = Policy(self.eval_model, self.config, self.device)
         return rollout(policy, self.config.data.env, episodes, seed, frames)
 
+    def relabel(self, episodes: int) -> float:
+        """DAgger (Ross et al. 2011): the policy plays training-seed episodes, the expert labels
+        every state it acted in with its shortest plan from there, and those samples join the
+        training set. Behaviour cloning alone never sees the states its own mistakes lead to;
+        this is where a cloned policy loops. Returns the new training-set size."""
+        seeds = self.train_seeds[self.relabelled : self.relabelled + episodes]
+        if len(seeds) < episodes:  # wrap around the training episodes
+            seeds = np.concatenate([seeds, self.train_seeds[: episodes - len(seeds)]])
+        self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
+        visits: list = []
+        play(Policy(self.eval_model, self.config, self.device), self.config.data.env, seeds,
+             visits=visits)  # fmt: skip
+        if visits:
+            images, directions, plans = zip(*visits, strict=True)
+            H = self.config.model.horizon
+            new = Chunks(
+                torch.from_numpy(np.stack(images)).to(self.device),
+                torch.tensor(np.array(directions), dtype=torch.long, device=self.device),
+                torch.tensor(np.array(plans)[:, :H], dtype=torch.long, device=self.device),
+            )
+            self.train_set = self.train_set.extend(new)
+        return float(len(self.train_set))
+
     def train_iteration(self) -> dict[str, float]:
         """Run ``steps_per_iter`` optimiser steps, validate, and roll out every ``eval_every``
         iterations and at the last one. Returns the metrics of DESIGN.md."""
@@ -180,6 +214,8 @@ class Trainer:
             "perf/samples_per_s": t.batch_size * t.steps_per_iter / elapsed,
             "train/lr": self.optimizer.param_groups[0]["lr"],
         }
+        if t.dagger_every and self.iteration % t.dagger_every == 0 and self.iteration < t.iters:
+            metrics["train/samples"] = self.relabel(t.dagger_episodes)
         if self.iteration % t.eval_every == 0 or self.iteration == t.iters:
             # Held-out episodes picked by the data seed: every training seed and every
             # configuration on the same data is scored on the same episodes.
@@ -197,6 +233,12 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
+            "relabelled": self.relabelled,
+            "relabelled_samples": {
+                "image": self.train_set.image[self.demo_samples :].cpu(),
+                "direction": self.train_set.direction[self.demo_samples :].cpu(),
+                "actions": self.train_set.actions[self.demo_samples :].cpu(),
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -208,6 +250,11 @@ class Trainer:
         self.generator.set_state(state["generator"])
         self.iteration = state["iteration"]
         self.metrics = state["metrics"]
+        self.relabelled = state.get("relabelled", 0)
+        extra = state.get("relabelled_samples")
+        if extra is not None and len(extra["actions"]):
+            added = Chunks(**{k: v.to(self.device) for k, v in extra.items()})
+            self.train_set = self.train_set.extend(added)
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:

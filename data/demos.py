@@ -147,7 +147,7 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
         while plan and not (terminated or truncated):
             images.append(obs["image"])
             directions.append(obs["direction"])
-            plans.append(plan[:PLAN_LENGTH] + [DONE] * (PLAN_LENGTH - len(plan)))
+            plans.append(padded(plan))
             action = plan[0]
             if noise and rng.random() < noise:
                 action = _perturbation(env, rng)
@@ -178,6 +178,11 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
         "samples": demos.samples,
     }
     return demos, meta
+
+
+def padded(plan: list[int]) -> list[int]:
+    """A plan cut or padded with done to PLAN_LENGTH actions: the stored label of one step."""
+    return plan[:PLAN_LENGTH] + [DONE] * (PLAN_LENGTH - len(plan))
 
 
 def _plan(env, env_id: str, env_seed) -> list[int]:

@@ -13,6 +13,7 @@ from core.evaluate import Policy, rollout
 from core.runs import load_demos
 from core.tokens import DONE
 from core.trainer import Chunks, Trainer, policy_from_checkpoint, warmup_cosine
+from data.envs import eval_seeds
 from data.errors import BadInput
 
 
@@ -52,7 +53,9 @@ def test_every_iteration_reports_the_design_metrics(demos):
 
 
 def test_checkpoint_resumes_exactly(demos, tmp_path):
-    config = tiny(**{"train.eval_every": 100, "train.iters": 3, "train.ema": 0.9})
+    config = tiny(
+        **{"train.eval_every": 100, "train.iters": 3, "train.ema": 0.9, "train.dagger_every": 1}
+    )
     straight = Trainer(config, demos)
     expected = [straight.train_iteration()["train/loss"] for _ in range(3)]
 
@@ -135,3 +138,20 @@ def test_warmup_cosine():
     assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)
     assert warmup_cosine(55, 10, 100) == pytest.approx(0.5)
     assert warmup_cosine(100, 10, 100) == pytest.approx(0.0)
+
+
+def test_dagger_adds_expert_labels_for_the_policys_own_states(demos):
+    config = tiny(**{"train.dagger_every": 1, "train.dagger_episodes": 3, "train.iters": 3})
+    trainer = Trainer(config, demos)
+    before = len(trainer.train_set)
+    metrics = trainer.train_iteration()
+    added = len(trainer.train_set) - before
+    assert added > 0 and metrics["train/samples"] == len(trainer.train_set)
+    # Each added label is the expert's plan from a state the policy reached: a valid action
+    # sequence that ends in done-padding once the goal is reached.
+    new = trainer.train_set.actions[before:]
+    assert ((new >= 0) & (new <= DONE)).all()
+    assert trainer.relabelled == 3
+    assert set(trainer.train_seeds.tolist()).isdisjoint(
+        eval_seeds(config.data.seed, 1000).tolist()
+    ), "relabelling plays training episodes, never evaluation ones"
