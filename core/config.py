@@ -100,8 +100,10 @@ SEED = Config(data=DataConfig(env="MiniGrid-Empty-8x8-v0"))
 
 # Chosen by measurement (docs/quality.md): a narrower, shallower model with in-context state
 # tokens, short plans replanned often, a larger warmed-up learning rate and EMA weights learns
-# far more per CPU-second than the seed.
+# far more per CPU-second than the seed; noisy demonstrations and DAgger relabelling show it
+# the states its own mistakes lead to, where pure cloning loops.
 DEFAULT = Config(
+    data=DataConfig(episodes=2000, noise=0.3),
     model=ModelConfig(hidden=64, depth=3, heads=4, dropout=0.0, conditioning="prefix", horizon=8),
     diffusion=DiffusionConfig(schedule="linear", antithetic=True, sampling_steps=2, exec_steps=2),
     train=TrainConfig(
@@ -113,6 +115,8 @@ DEFAULT = Config(
         ema=0.99,
         iters=20,
         steps_per_iter=100,
+        dagger_every=2,
+        dagger_episodes=200,
         eval_every=5,
     ),
 )

@@ -177,9 +177,8 @@ class Trainer:
         every state it acted in with its shortest plan from there, and those samples join the
         training set. Behaviour cloning alone never sees the states its own mistakes lead to;
         this is where a cloned policy loops. Returns the new training-set size."""
-        seeds = self.train_seeds[self.relabelled : self.relabelled + episodes]
-        if len(seeds) < episodes:  # wrap around the training episodes
-            seeds = np.concatenate([seeds, self.train_seeds[: episodes - len(seeds)]])
+        # The next training episodes in turn, wrapping around.
+        seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
         visits: list = []
         play(Policy(self.eval_model, self.config, self.device), self.config.data.env, seeds,
