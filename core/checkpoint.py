@@ -3,37 +3,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
 from data.errors import BadInput
+from data.files import write_atomically
 
 FORMAT_VERSION = 1
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: a crash leaves the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, data: dict) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n"))
+    write_atomically(path, (json.dumps(jsonable(data), indent=2) + "\n").encode())
 
 
 def jsonable(value):
@@ -50,7 +36,9 @@ def jsonable(value):
 def save_checkpoint(path: Path, payload: dict) -> None:
     """``payload`` holds state dicts, ``config`` (nested dict), ``iteration`` and ``metrics``."""
     payload = {"format_version": FORMAT_VERSION, **payload}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomically(path, buffer.getvalue())
     meta = {k: payload[k] for k in ("format_version", "iteration", "config", "metrics")}
     write_json(Path(path).with_suffix(".json"), meta)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import time
@@ -14,11 +15,12 @@ import torch
 from PIL import Image
 from tensorboardX import SummaryWriter
 
-from core.checkpoint import atomic_write, jsonable, load_checkpoint, save_checkpoint, write_json
+from core.checkpoint import jsonable, load_checkpoint, save_checkpoint, write_json
 from core.config import Config, to_dict
 from core.evaluate import rollout
 from core.trainer import Trainer, pick_device, policy_from_checkpoint
 from data.demos import Demos, cached
+from data.files import write_atomically
 
 DATA_CACHE = Path("data/cache")
 SHOWN = ("train/loss", "val/loss", "val/acc", "eval/success", "eval/return", "perf/samples_per_s")
@@ -116,9 +118,8 @@ def evaluate_checkpoint(
 
 def save_gif(frames: list, path: Path) -> None:
     images = [Image.fromarray(frame) for frame in frames]
-    atomic_write(
-        path,
-        lambda tmp: images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0
-        ),
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0
     )
+    write_atomically(path, buffer.getvalue())

@@ -8,9 +8,7 @@ import contextlib
 import io
 import json
 import math
-import os
 import re
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import numpy as np
 from data.envs import check_env_id, demo_seeds, make_env
 from data.errors import BadInput
 from data.expert import ACTION_NAMES, shortest_plan
+from data.files import write_atomically
 
 FORMAT_VERSION = 2
 PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
@@ -203,9 +202,9 @@ def save(demos: Demos, meta: dict, path: Path) -> None:
     """Write `path` (.npz) and its JSON sidecar, each atomically, creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, _npz_bytes(demos))
+    write_atomically(path, _npz_bytes(demos))
     sidecar = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    _write_atomically(path.with_suffix(".json"), sidecar.encode())
+    write_atomically(path.with_suffix(".json"), sidecar.encode())
 
 
 def _npz_bytes(demos: Demos) -> bytes:
@@ -223,23 +222,6 @@ def _npz_bytes(demos: Demos) -> bytes:
             np.lib.format.write_array(content, np.ascontiguousarray(array), allow_pickle=False)
             archive.writestr(entry, content.getvalue(), compresslevel=6)
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    # A reader (or a parallel worker writing the same file) sees the old file or the new one,
-    # never half of one: write beside it, then rename over it.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def load(path: Path) -> tuple[Demos, dict]:

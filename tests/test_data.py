@@ -256,3 +256,19 @@ def test_noisy_demonstrations_leave_the_path_and_label_recoveries():
     assert np.array_equal(again.plan, noisy.plan), "noise is seeded"
     with pytest.raises(BadInput):
         generate(ENV_ID, 2, seed=0, noise=1.5)
+
+
+def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+    from data import files
+
+    path = tmp_path / "demos.npz"
+    files.write_atomically(path, b"old")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        files.write_atomically(path, b"new content, half written")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["demos.npz"], "no temporary file left"

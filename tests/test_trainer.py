@@ -12,7 +12,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.evaluate import Policy, rollout
 from core.runs import load_demos
 from core.tokens import DONE
-from core.trainer import Chunks, Trainer, policy_from_checkpoint, warmup_cosine
+from core.trainer import Chunks, Trainer, pick_device, policy_from_checkpoint, warmup_cosine
 from data.envs import eval_seeds
 from data.errors import BadInput
 
@@ -155,3 +155,15 @@ def test_dagger_adds_expert_labels_for_the_policys_own_states(demos):
     assert set(trainer.train_seeds.tolist()).isdisjoint(
         eval_seeds(config.data.seed, 1000).tolist()
     ), "relabelling plays training episodes, never evaluation ones"
+
+
+def test_device_choice_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu"
+    with pytest.raises(BadInput):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"
