@@ -58,6 +58,9 @@ def build_parser() -> Parser:
     data.add_argument("--env", required=True, help="MiniGrid id, e.g. MiniGrid-DoorKey-8x8-v0")
     data.add_argument("--episodes", type=positive_int, default=500)
     data.add_argument("--seed", type=non_negative_int, default=0)
+    data.add_argument(
+        "--noise", type=float, default=0.0, help="chance of a random executed action (DART)"
+    )
     data.add_argument("--out", type=Path, help="output .npz (default: the dataset cache)")
 
     train = commands.add_parser(
@@ -95,11 +98,11 @@ def run_data(args) -> None:
     if args.out is None:
         from core.runs import DATA_CACHE
 
-        demos, meta, path = cached(args.env, args.episodes, args.seed, DATA_CACHE)
+        demos, meta, path = cached(args.env, args.episodes, args.seed, DATA_CACHE, args.noise)
     else:
         if args.out.suffix != ".npz":
             raise BadInput(f"--out {args.out} must end in .npz")
-        demos, meta = generate(args.env, args.episodes, args.seed)
+        demos, meta = generate(args.env, args.episodes, args.seed, args.noise)
         save(demos, meta, args.out)
         path = args.out
     print(json.dumps({**meta, "path": str(path)}, indent=2))

@@ -103,6 +103,7 @@ BAD = {
     "unknown env": ("data", "--env", "NotAnEnv-v0"),
     "unsupported family": ("train", "--env", "MiniGrid-KeyCorridorS3R1-v0"),
     "zero episodes": ("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", "0"),
+    "noise of 1": ("data", "--env", "MiniGrid-Empty-5x5-v0", "--noise", "1"),
     "heads do not divide hidden": ("train", "--set", "model.heads=3"),
     "exec_steps > horizon": ("train", "--set", "diffusion.exec_steps=9"),
     "zero lr": ("train", "--set", "train.lr=0"),
