@@ -17,6 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = [
     "MiniGrid-Empty-8x8-v0",
@@ -74,6 +76,31 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(root: Path, envs: list[str], presets: list[str], path: Path) -> None:
+    """Held-out success against training iterations, one panel per environment."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(envs), figsize=(3.2 * len(envs), 3), sharey=True)
+    for ax, env in zip(np.atleast_1d(axes), envs, strict=True):
+        for preset in presets:
+            history = root / preset / env / "seed0" / "history.jsonl"
+            if not history.exists():
+                continue
+            rows = [json.loads(line) for line in history.read_text().splitlines()]
+            points = [(r["iteration"], r["eval/success"]) for r in rows if "eval/success" in r]
+            ax.plot(*zip(*points, strict=True), marker="o", label=preset)
+        ax.set_title(env.removeprefix("MiniGrid-"), fontsize=9)
+        ax.set_xlabel("iteration (100 updates)")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("success, 100 held-out episodes")
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=ENVS)
@@ -86,6 +113,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda job: run(*job, args.out, args.set), jobs))
     (args.out / "table.md").write_text(table(rows))
+    plot(args.out, args.envs, args.presets, args.out / "curves.png")
     print(json.dumps(rows, indent=2))
     print(table(rows))
 
