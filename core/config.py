@@ -23,7 +23,7 @@ from data.errors import BadInput
 class DataConfig:
     env: str = "MiniGrid-DoorKey-8x8-v0"  # MiniGrid id, one of the reach-the-goal families
     episodes: int = 500  # expert demonstrations generated (train + validation)
-    seed: int = 0  # picks the demonstration seeds; evaluation seeds never overlap them
+    seed: int = 0  # picks the demonstration and the held-out evaluation episodes (disjoint)
     val_fraction: float = 0.1  # share of episodes held out for validation loss
     noise: float = 0.0  # chance of a random executed action in a demonstration (DART); labels
     # stay the expert's shortest plan from each visited state, so the data shows recoveries
@@ -67,7 +67,7 @@ class TrainConfig:
     dagger_episodes: int = 100  # training-seed episodes the policy plays per relabelling
     eval_every: int = 5  # roll the policy out every this many iterations (and at the last)
     eval_episodes: int = 50  # held-out episodes per rollout evaluation
-    seed: int = 0  # weights, batches and evaluation episodes
+    seed: int = 0  # weights and batches (evaluation episodes follow data.seed)
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
 
@@ -95,7 +95,8 @@ CHOICES = {
     "train.device": ("auto", "cpu", "cuda", "mps"),
 }
 
-# The seed configuration of DESIGN.md, exactly: 49 action tokens, cosine schedule, 100 steps.
+# The seed configuration of DESIGN.md, exactly: 49 action tokens, cosine schedule, 100 diffusion
+# steps (the training time grid). It names no sampling-step count; plans use the prototype's 4.
 SEED = Config(data=DataConfig(env="MiniGrid-Empty-8x8-v0"))
 
 # Chosen by measurement (docs/quality.md): a narrower, shallower model with in-context state
