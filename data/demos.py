@@ -29,7 +29,6 @@ DONE = ACTION_NAMES.index("done")  # pads a plan past the end of its episode
 ARRAYS = {
     "image": (np.uint8, (7, 7, 3)),
     "direction": (np.uint8, ()),
-    "action": (np.uint8, ()),
     "plan": (np.uint8, (PLAN_LENGTH,)),
     "episode_start": (np.int64, ()),
     "env_seed": (np.int64, ()),
@@ -46,16 +45,15 @@ class Demos:
     """N steps from E episodes. Episode e is rows episode_start[e]:episode_start[e + 1].
 
     image: (N, 7, 7, 3) uint8, the egocentric obs["image"] seen before acting;
-    direction: (N,) uint8, obs["direction"]; action: (N,) uint8, the expert's action;
+    direction: (N,) uint8, obs["direction"];
     plan: (N, PLAN_LENGTH) uint8, the expert's shortest plan from that state, padded with
-    done (its first entry is ``action``);
+    done (its first entry, ``action``, is the expert's action there);
     episode_start: (E + 1,) int64 row offsets; env_seed: (E,) int64, the seed each episode's
     env.reset used.
     """
 
     image: np.ndarray
     direction: np.ndarray
-    action: np.ndarray
     plan: np.ndarray
     episode_start: np.ndarray
     env_seed: np.ndarray
@@ -70,8 +68,13 @@ class Demos:
         return len(self.env_seed)
 
     @property
+    def action(self) -> np.ndarray:
+        """(N,) the expert's action at each step: the first of its plan."""
+        return self.plan[:, 0]
+
+    @property
     def samples(self) -> int:
-        return len(self.action)
+        return len(self.plan)
 
     def split(self, val_fraction: float) -> tuple["Demos", "Demos"]:
         """(train, validation), split by whole episodes: the last ceil(E * val_fraction)
@@ -92,7 +95,6 @@ class Demos:
         return Demos(
             image=self.image[rows],
             direction=self.direction[rows],
-            action=self.action[rows],
             plan=self.plan[rows],
             episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
             env_seed=self.env_seed[first:stop],
@@ -109,17 +111,15 @@ def _problem(demos: Demos) -> str | None:
         if array.shape[1:] != row_shape or array.ndim != 1 + len(row_shape):
             expected = ", ".join(["rows", *map(str, row_shape)])
             return f"{name} has shape {array.shape}, expected ({expected})"
-    samples, starts = len(demos.action), demos.episode_start
-    if not len(demos.image) == len(demos.direction) == len(demos.plan) == samples:
-        return "image, direction, action and plan have different numbers of rows"
+    samples, starts = len(demos.plan), demos.episode_start
+    if not len(demos.image) == len(demos.direction) == samples:
+        return "image, direction and plan have different numbers of rows"
     if len(starts) != len(demos.env_seed) + 1:
         return "episode_start must have one more entry than env_seed"
     if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
         return "episode_start must rise strictly from 0 to the number of rows"
-    if samples and (
-        max(demos.action.max(), demos.plan.max()) >= len(ACTION_NAMES) or demos.direction.max() > 3
-    ):
-        return "action, plan or direction holds a value MiniGrid does not have"
+    if samples and (demos.plan.max() >= len(ACTION_NAMES) or demos.direction.max() > 3):
+        return "plan or direction holds a value MiniGrid does not have"
     return None
 
 
@@ -157,12 +157,10 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
         starts.append(len(plans))
     env.close()
 
-    plan_array = np.asarray(plans, dtype=np.uint8)
     demos = Demos(
         image=np.stack(images).astype(np.uint8),
         direction=np.asarray(directions, dtype=np.uint8),
-        action=plan_array[:, 0].copy(),
-        plan=plan_array,
+        plan=np.asarray(plans, dtype=np.uint8),
         episode_start=np.asarray(starts, dtype=np.int64),
         env_seed=env_seeds,
     )

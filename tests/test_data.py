@@ -170,11 +170,9 @@ def _bad_files(demos, path):
         "wrong-version": lambda: _write_npz(
             path, {**arrays, "format_version": np.array(FORMAT_VERSION + 1)}
         ),
-        "missing-array": lambda: _write_npz(
-            path, {k: v for k, v in arrays.items() if k != "action"}
-        ),
+        "missing-array": lambda: _write_npz(path, {k: v for k, v in arrays.items() if k != "plan"}),
         "wrong-shape": lambda: _write_npz(path, {**arrays, "image": arrays["image"][:, :5, :5]}),
-        "wrong-dtype": lambda: _write_npz(path, {**arrays, "action": arrays["action"] + 0.5}),
+        "wrong-dtype": lambda: _write_npz(path, {**arrays, "plan": arrays["plan"] + 0.5}),
         "bad-offsets": offsets_past_the_end,
     }
 
