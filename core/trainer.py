@@ -52,12 +52,19 @@ class Chunks:
     actions: torch.Tensor  # (N, H) long
 
     @classmethod
-    def from_demos(cls, demos: Demos, horizon: int, device: torch.device) -> Chunks:
+    def from_arrays(
+        cls, image: np.ndarray, direction: np.ndarray, plan: np.ndarray, horizon: int, device
+    ) -> Chunks:
+        """(N, 7, 7, 3) views, (N,) directions and (N, >= horizon) expert plans."""
         return cls(
-            torch.from_numpy(demos.image).to(device),
-            torch.from_numpy(demos.direction.astype("int64")).to(device),
-            torch.from_numpy(demos.plan[:, :horizon].astype("int64")).to(device),
+            torch.from_numpy(np.asarray(image, dtype=np.uint8)).to(device),
+            torch.from_numpy(np.asarray(direction, dtype=np.int64)).to(device),
+            torch.from_numpy(np.asarray(plan, dtype=np.int64)[:, :horizon]).to(device),
         )
+
+    @classmethod
+    def from_demos(cls, demos: Demos, horizon: int, device: torch.device) -> Chunks:
+        return cls.from_arrays(demos.image, demos.direction, demos.plan, horizon, device)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -185,11 +192,8 @@ class Trainer:
              visits=visits)  # fmt: skip
         if visits:
             images, directions, plans = zip(*visits, strict=True)
-            H = self.config.model.horizon
-            new = Chunks(
-                torch.from_numpy(np.stack(images)).to(self.device),
-                torch.tensor(np.array(directions), dtype=torch.long, device=self.device),
-                torch.tensor(np.array(plans)[:, :H], dtype=torch.long, device=self.device),
+            new = Chunks.from_arrays(
+                np.stack(images), directions, plans, self.config.model.horizon, self.device
             )
             self.train_set = self.train_set.extend(new)
         return float(len(self.train_set))
