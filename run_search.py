@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""The one entry point: data, train and evaluate subcommands (the search arrives next).
+"""The one entry point: the search (the default subcommand), and data, train, evaluate, export.
 
+    python run_search.py [search options]          # Ray Tune + Optuna TPE + ASHA
+    python run_search.py export   RESULTS_DIR      # (re)write a search's exports
     python run_search.py data     --env ID [--episodes N] [--seed S] [--out FILE]
     python run_search.py train    [--config FILE] [--env ID] [--preset NAME] [--iters N]
                                   [--seeds N] [--out DIR] [--set key=value ...]
@@ -47,12 +49,76 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or a positive number")
+    return value
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+SUBCOMMANDS = ("search", "train", "evaluate", "export", "data")
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="run_search.py",
-        description="Masked-diffusion policies for MiniGrid: demonstrations, training, evaluation.",
+        description="Masked-diffusion policies for MiniGrid: hyperparameter search, "
+        "demonstrations, training, evaluation. With no subcommand, runs the search.",
     )
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+
+    search = commands.add_parser(
+        "search",
+        help="hyperparameter search (the default subcommand)",
+        description="Search the policy's hyperparameters with Ray Tune: Optuna TPE proposes, "
+        "ASHA stops weak trials early, the best configuration is exported for `train "
+        "--config`. Other subcommands: train, evaluate, export, data (see their --help).",
+    )
+    s = search.add_argument
+    s("--env", help="MiniGrid id (default MiniGrid-DoorKey-8x8-v0)")
+    s("--num-samples", type=whole_number, help="trials to run (default 16)")
+    s("--max-iters", type=positive_int, help="iterations of a full trial (default 10)")
+    s("--space", help="default (hidden, depth, heads, lr, schedule) | wide")
+    s("--searcher", help="tpe (default) | random")
+    s("--scheduler", help="asha (default) | fifo")
+    s("--grace-period", type=positive_int, help="ASHA's first rung, in iterations (default 2)")
+    s("--reduction-factor", type=positive_float, help="ASHA keeps 1/this at each rung (3)")
+    s("--metric", help="metric to optimise (default eval/return)")
+    s("--preset", help="configuration the space is laid over (default: default)")
+    s("--seed", type=non_negative_int, help="searcher and training seed (default 0)")
+    s("--max-failures", type=non_negative_int, help="retries of a failed trial (default 2)")
+    s("--cpus-per-trial", type=positive_float, help="default 1 (CPU machines)")
+    s("--gpus-per-trial", type=non_negative_float, help="fractions share a GPU (default 0.25)")
+    s("--max-concurrent", type=positive_int, help="trials at once (default: what fits)")
+    s("--address", help="join a Ray cluster: auto, HOST:PORT or ray://HOST:PORT")
+    s("--dashboard-host", default="127.0.0.1", help="local dashboard bind address")
+    s("--name", help="search folder name under --results-dir (default: env and time)")
+    s("--results-dir", type=Path, default=RESULTS, help="default results")
+    s("--resume", action="store_true", help="continue the interrupted search --name")
+    s("--smoke", action="store_true", help="tiny budget, about a minute (tests and CI)")
+
+    export = commands.add_parser("export", help="(re)write the exports of a search folder")
+    export.add_argument("folder", type=Path, help="results/NAME of a search, finished or not")
 
     data = commands.add_parser("data", help="generate expert demonstrations")
     data.add_argument("--env", required=True, help="MiniGrid id, e.g. MiniGrid-DoorKey-8x8-v0")
@@ -90,6 +156,63 @@ def build_parser() -> Parser:
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="evaluation seed block")
     evaluate.add_argument("--gif", type=Path, help="save the first episode as an animated GIF")
     return parser
+
+
+def run_search(args) -> None:
+    from search.tuner import run, settings_from
+
+    flags = {
+        "env": args.env, "num_samples": args.num_samples, "max_iters": args.max_iters,
+        "space": args.space, "searcher": args.searcher, "scheduler": args.scheduler,
+        "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
+        "metric": args.metric, "preset": args.preset, "seed": args.seed,
+        "max_failures": args.max_failures, "smoke": args.smoke or None,
+    }  # fmt: skip
+    if args.resume and not args.name:
+        raise BadInput("--resume needs the --name of the search to continue")
+    if args.resume and any(v is not None for v in flags.values()):
+        raise BadInput(
+            "--resume continues a search with its own settings; drop the other search options"
+        )
+    settings = None if args.resume else settings_from(flags)
+    name = args.name or default_name(settings)
+    outcome = run(
+        settings, args.results_dir, name, resume=args.resume, address=args.address,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, dashboard_host=args.dashboard_host,
+    )  # fmt: skip
+    report(outcome)
+    if not outcome["finished"]:
+        print(f"the search was interrupted; continue it with: python run_search.py "
+              f"--name {name} --resume")  # fmt: skip
+
+
+def default_name(settings) -> str:
+    env = settings.env.removeprefix("MiniGrid-").removesuffix("-v0").lower()
+    return f"{env}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def report(outcome: dict) -> None:
+    folder, best = outcome["folder"], outcome["best"]
+    counts = ", ".join(f"{n} {s}" for s, n in outcome["counts"].items() if n)
+    print(f"\ntrials: {counts or 'none'}")
+    if best is None:
+        print("no trial reported a result yet")
+        return
+    print(f"best trial {best.trial_id} ({best.status}, {best.iterations} iterations):")
+    for key in ("eval/return", "eval/success", "eval/len_ratio", "val/loss"):
+        print(f"  {key:<15} {best.last(key):.3f}")
+    for key, value in sorted(best.params.items()):
+        print(f"  {key:<25} {value:.4g}" if isinstance(value, float) else f"  {key:<25} {value}")
+    print(f"wrote {folder / 'best_config.yaml'}, trials.csv, summary.md, plots/")
+    print(f"retrain: python run_search.py train --config {folder / 'best_config.yaml'} --seeds 3")
+
+
+def run_export(args) -> None:
+    from search.export import export
+
+    outcome = export(args.folder)
+    report(outcome)
 
 
 def run_data(args) -> None:
@@ -164,11 +287,17 @@ def run_evaluate(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "search")  # the search is the default subcommand
     args = parser.parse_args(argv)
-    commands = {"data": run_data, "train": run_train, "evaluate": run_evaluate}
-    if args.command is None:
-        parser.print_help()
-        return 2
+    commands = {
+        "search": run_search,
+        "export": run_export,
+        "data": run_data,
+        "train": run_train,
+        "evaluate": run_evaluate,
+    }
     try:
         commands[args.command](args)
     except BadInput as error:

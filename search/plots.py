@@ -1,0 +1,129 @@
+"""Plots of a search: learning curves by status, the metric against each parameter, and
+parameter importances from an Optuna study rebuilt from the trials on disk."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+
+from data.files import write_atomically  # noqa: E402
+from search.results import Trial, mode_of  # noqa: E402
+from search.spaces import space  # noqa: E402
+
+COLOURS = {"completed": "tab:green", "pruned": "tab:gray", "error": "tab:red",
+           "unfinished": "tab:blue"}  # fmt: skip
+LOG_SCALE = ("train.lr", "train.weight_decay")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def plot_search(folder: Path, trials: list[Trial], record: dict) -> list[str]:
+    """Write the plots into ``folder``; returns the names written."""
+    settings = record["settings"]
+    metric = settings["metric"]
+    written = []
+    for name, draw in (("curves.png", curves), ("params.png", params),
+                       ("importance.png", importance)):  # fmt: skip
+        figure = draw(trials, metric, settings)
+        if figure is None:
+            continue
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        write_atomically(folder / name, buffer.getvalue())
+        written.append(name)
+    return written
+
+
+def curves(trials: list[Trial], metric: str, settings: dict):
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    for status, colour in COLOURS.items():
+        shown = [t for t in trials if t.status == status and t.history]
+        for i, t in enumerate(shown):
+            x = [r["iteration"] for r in t.history]
+            y = [t.at(it, metric) for it in x]
+            ax.plot(x, y, color=colour, alpha=0.8, marker=".", lw=1.2,
+                    label=f"{status} ({len(shown)})" if i == 0 else None)  # fmt: skip
+    ax.set_xlabel("iteration (optimiser steps / steps_per_iter)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{len(trials)} trials on {settings['env']}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return figure
+
+
+def params(trials: list[Trial], metric: str, settings: dict):
+    names = sorted({k for t in trials for k in t.params})
+    if not names:
+        return None
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        for status, colour in COLOURS.items():
+            shown = [t for t in trials if t.status == status and name in t.params and t.history]
+            xs = [t.params[name] for t in shown]
+            if any(isinstance(x, str) for x in xs):
+                xs = [str(x) for x in xs]
+            ax.scatter(xs, [t.last(metric) for t in shown], color=colour, s=18, label=status)
+        if name in LOG_SCALE:
+            ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel(f"last {metric}")
+    figure.suptitle(f"last {metric} against each parameter (colour: status)", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def importance(trials: list[Trial], metric: str, settings: dict):
+    """PED-ANOVA importances on a study rebuilt from the trials. With ASHA few trials run the
+    full budget, so every trial is scored at the first rung, which all of them reached."""
+    at = settings["grace_period"] if settings["scheduler"] == "asha" else settings["max_iters"]
+    study = rebuild_study(trials, metric, at, settings["space"])
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 3 or len({t.value for t in complete}) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+        )
+    figure, ax = plt.subplots(figsize=(6, 0.35 * len(scores) + 1.2))
+    names = list(scores)[::-1]
+    ax.barh(names, [scores[n] for n in names], color="tab:purple")
+    ax.set_xlabel("PED-ANOVA importance")
+    ax.set_title(f"{metric} at iteration {at}, {len(complete)} trials", fontsize=10)
+    ax.tick_params(labelsize=8)
+    return figure
+
+
+def rebuild_study(trials: list[Trial], metric: str, at: int, space_name: str) -> optuna.Study:
+    """An in-memory study with one COMPLETE trial per trial that reached iteration ``at``,
+    valued there, with the distributions the space function declares."""
+    fn = space(space_name)
+    study = optuna.create_study(direction="maximize" if mode_of(metric) == "max" else "minimize")
+    for t in trials:
+        value = t.at(at, metric)
+        if not math.isfinite(value):
+            continue
+        fixed = optuna.trial.FixedTrial(t.coordinates)
+        try:
+            fn(fixed)
+        except ValueError:  # a parameter this version of the space no longer has
+            continue
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=fixed.params, distributions=fixed.distributions, value=value
+            )
+        )
+    return study

@@ -1,0 +1,175 @@
+"""Read a search folder back from the files Ray Tune wrote: one record per trial.
+
+Only JSON is read (Ray's experiment snapshot, each trial's ``params.json`` and
+``result.json``): no pickle, so exporting a folder someone handed you runs no code from it.
+A trial restored from an older checkpoint may report an iteration twice; the last report of
+each iteration is the one kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from core.trainable import COORDINATES
+from data.errors import BadInput
+from data.files import write_atomically
+
+# The search's settings, base configuration, placement and wall time. YAML, because Ray
+# rolls back the experiment folder's *.json files from its staging copies on a resume.
+SETTINGS_FILE = "search.yaml"
+
+METRICS = ("eval/return", "eval/success", "eval/len_ratio", "val/loss", "val/acc", "train/loss")
+STATUSES = ("completed", "pruned", "error", "unfinished")
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    folder: Path
+    params: dict  # the configuration values this trial set (real values, not coordinates)
+    coordinates: dict  # everything the searcher suggested, as sampled
+    history: list[dict] = field(default_factory=list)  # one result per iteration, in order
+    status: str = "unfinished"
+    error: str = ""
+
+    @property
+    def iterations(self) -> int:
+        return int(self.history[-1]["iteration"]) if self.history else 0
+
+    def last(self, metric: str) -> float:
+        return value(self.history[-1], metric) if self.history else math.nan
+
+    def at(self, iteration: int, metric: str) -> float:
+        for result in self.history:
+            if result["iteration"] == iteration:
+                return value(result, metric)
+        return math.nan
+
+    def best(self, metric: str, mode: str) -> float:
+        values = [v for v in (value(r, metric) for r in self.history) if math.isfinite(v)]
+        if not values:
+            return math.nan
+        return max(values) if mode == "max" else min(values)
+
+    @property
+    def busy_s(self) -> float:
+        return sum(float(r.get("time_this_iter_s") or 0.0) for r in self.history)
+
+    @property
+    def node(self) -> str:
+        return str(self.history[-1].get("node_id", "")) if self.history else ""
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The newest checkpoint Ray kept for this trial."""
+        found = sorted(self.folder.glob("checkpoint_*/checkpoint.pt"))
+        return found[-1] if found else None
+
+
+def read_record(folder: Path) -> dict:
+    path = folder / SETTINGS_FILE
+    try:
+        record = yaml.safe_load(path.read_text())
+        record["settings"]["metric"], record["settings"]["max_iters"], record["base"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        raise BadInput(
+            f"{folder} is not a search folder of this tool ({SETTINGS_FILE} is missing or "
+            "damaged); pass results/NAME of a search"
+        ) from None
+    return record
+
+
+def write_record(folder: Path, record: dict) -> None:
+    write_atomically(folder / SETTINGS_FILE, yaml.safe_dump(record, sort_keys=False).encode())
+
+
+def mode_of(metric: str) -> str:
+    """Losses and the length ratio are minimised; returns, success and accuracy maximised."""
+    return "min" if metric.endswith("loss") or metric.endswith("len_ratio") else "max"
+
+
+def value(result: dict, metric: str) -> float:
+    v = result.get(metric)
+    return float(v) if isinstance(v, int | float) and v is not None else math.nan
+
+
+def read_history(path: Path) -> list[dict]:
+    by_iteration: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                result = json.loads(line)
+            except ValueError:  # a line cut short by a killed process
+                continue
+            if isinstance(result, dict) and isinstance(result.get("iteration"), int):
+                by_iteration[result["iteration"]] = result
+    return [by_iteration[i] for i in sorted(by_iteration)]
+
+
+def experiment_state(folder: Path) -> dict[str, dict]:
+    """Ray's newest experiment snapshot, the one ``Tuner.restore`` resumes from: trial id ->
+    {status, folder, last_result}. Read as JSON only; its pickled fields are left alone."""
+    snapshots = sorted(folder.glob("experiment_state-*.json"))
+    if not snapshots:
+        return {}
+    try:
+        state = json.loads(snapshots[-1].read_text())
+        trials = {}
+        for trial_json, run_json in state["trial_data"]:
+            trial, run = json.loads(trial_json), json.loads(run_json)
+            trials[trial["trial_id"]] = {
+                "status": trial["status"],
+                "folder": trial["relative_logdir"],
+                "last_result": run.get("last_result") or {},
+            }
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return trials
+
+
+def read_trials(folder: Path, max_iters: int) -> list[Trial]:
+    """The trials of the experiment snapshot. Ray's TERMINATED means the trial ran out its
+    budget or the scheduler stopped it; RUNNING, PAUSED or PENDING in a snapshot mean the
+    search was interrupted."""
+    trials = []
+    for trial_id, state in experiment_state(folder).items():
+        trial_folder = folder / state["folder"]
+        try:
+            params = json.loads((trial_folder / "params.json").read_text())
+        except (OSError, ValueError):
+            params = {}
+        history = read_history(trial_folder / "result.json")
+        last = state["last_result"]
+        if isinstance(last.get("iteration"), int) and last["iteration"] > (
+            history[-1]["iteration"] if history else 0
+        ):  # result.json is written behind the snapshot
+            history.append(last)
+        trial = Trial(
+            trial_id=trial_id,
+            folder=trial_folder,
+            params={k: v for k, v in params.items() if not k.startswith(COORDINATES)},
+            coordinates=params,
+            history=history,
+        )
+        error_file = trial_folder / "error.txt"
+        if error_file.exists():  # also kept when a retry from a checkpoint then succeeded
+            trial.error = error_reason(error_file.read_text(errors="replace"))
+        if trial.iterations >= max_iters:
+            trial.status = "completed"
+        elif state["status"] == "ERROR":
+            trial.status = "error"
+        elif state["status"] == "TERMINATED":
+            trial.status = "pruned"
+        trials.append(trial)
+    return sorted(trials, key=lambda t: t.trial_id)
+
+
+def error_reason(text: str) -> str:
+    """The last line of the traceback Ray saved: the exception and its message."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"

@@ -1,0 +1,123 @@
+"""The scheduler: ASHA (asynchronous successive halving) or FIFO.
+
+Ray does not save ASHA's rungs with the experiment: after ``Tuner.restore`` the scheduler is
+the fresh object pickled at the start, every rung is empty, and the first trials to reach a
+rung would pass it unjudged. This ASHA writes its rungs and its stop decisions to a JSON
+file in the search folder after every change and reads them back on first use after a
+restore, so pruning goes on as it would have: a trial stopped just before the driver died
+(Ray's experiment snapshot may still call it running) is stopped again when it reports.
+
+The file is YAML, not JSON: on a resume Ray copies every ``*.json`` and ``*.pkl`` of the
+experiment folder into its staging folder and later uploads those copies back over the
+originals, which would roll this state back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+from data.errors import BadInput
+from data.files import write_atomically
+
+SCHEDULERS = ("asha", "fifo")
+STATE_FILE = "asha_state.yaml"
+
+
+class PersistentASHA(AsyncHyperBandScheduler):
+    def __init__(self, folder: Path, max_t: int, grace_period: int, reduction_factor: float,
+                 time_attr: str = "iteration"):  # fmt: skip
+        super().__init__(
+            time_attr=time_attr,
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+            brackets=1,
+        )
+        self.state_path = str(Path(folder) / STATE_FILE)
+        self.pruned: dict[str, int] = {}  # trial id -> the iteration it was stopped at
+        self._loaded = False  # pickled False: a restored scheduler reads the file once
+
+    @property
+    def rungs(self) -> list[tuple[int, dict]]:
+        return self._brackets[0]._rungs
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        path = Path(self.state_path)
+        if not path.exists():
+            return
+        state = yaml.safe_load(path.read_text())
+        saved = {int(m): recorded for m, recorded in state["rungs"].items()}
+        for milestone, recorded in self.rungs:
+            recorded.update(saved.get(int(milestone), {}))
+        self.pruned.update(state["pruned"])
+
+    def _save(self) -> None:
+        state = {
+            "time_attr": self._time_attr,
+            "rungs": {str(int(m)): recorded for m, recorded in self.rungs},
+            "pruned": self.pruned,
+        }
+        write_atomically(Path(self.state_path), yaml.safe_dump(state).encode())
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        self._load()
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self._load()
+        if trial.trial_id not in self._trial_info:  # restored before this scheduler saw it
+            super().on_trial_add(tune_controller, trial)
+        if trial.trial_id in self.pruned:
+            return TrialScheduler.STOP
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
+            self.pruned[trial.trial_id] = int(result[self._time_attr])
+        self._save()
+        return action
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        self._load()
+        if trial.trial_id in self._trial_info:
+            super().on_trial_complete(tune_controller, trial, result)
+        self._save()
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        self._trial_info.pop(trial.trial_id, None)
+
+
+def forget_unknown_trials(folder: Path, known: set[str]) -> None:
+    """Before a resume: drop the rung entries of trials the experiment snapshot does not hold.
+    Ray restores only the trials of its last snapshot and suggests the others afresh; their
+    old figures would otherwise stay in the rungs as ghosts."""
+    path = Path(folder) / STATE_FILE
+    if not path.exists():
+        return
+    state = yaml.safe_load(path.read_text())
+    state["rungs"] = {
+        m: {t: v for t, v in recorded.items() if t in known}
+        for m, recorded in state["rungs"].items()
+    }
+    state["pruned"] = {t: i for t, i in state["pruned"].items() if t in known}
+    write_atomically(path, yaml.safe_dump(state).encode())
+
+
+def make_scheduler(name: str, folder: Path, max_t: int, grace_period: int,
+                   reduction_factor: float) -> TrialScheduler:  # fmt: skip
+    if name == "fifo":
+        return FIFOScheduler()
+    if name != "asha":
+        raise BadInput(f"unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}")
+    if grace_period > max_t:
+        raise BadInput(
+            f"--grace-period {grace_period} is more than --max-iters {max_t}: "
+            "a trial must be able to reach the first rung"
+        )
+    if reduction_factor <= 1:
+        raise BadInput(f"--reduction-factor {reduction_factor} must be more than 1 (e.g. 3)")
+    return PersistentASHA(folder, max_t, grace_period, reduction_factor)

@@ -1,0 +1,67 @@
+"""The searcher: Optuna's TPE (or random sampling) behind Ray Tune's OptunaSearch.
+
+Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with
+its low-budget value; TPE then models a half-trained policy as a finished one and steers
+away from configurations that merely start slowly. Here such a trial is told PRUNED (its
+intermediate values are already in the study), as Optuna's own pruners do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search.optuna import OptunaSearch
+
+from data.errors import BadInput
+
+SEARCHERS = ("tpe", "random")
+
+
+def make_sampler(name: str, seed: int, num_samples: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        # Multivariate TPE models the parameters jointly (depth and learning rate interact);
+        # the constant liar keeps parallel workers from proposing the same point.
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            constant_liar=True,
+            n_startup_trials=max(4, num_samples // 3),
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise BadInput(f"unknown searcher {name!r}: use one of {', '.join(SEARCHERS)}")
+
+
+class PruningAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that reports trials stopped before ``max_t`` as PRUNED."""
+
+    def __init__(self, space: Callable, sampler, metric: str, mode: str, max_t: int,
+                 time_attr: str = "iteration"):  # fmt: skip
+        super().__init__(space=space, metric=metric, mode=mode, sampler=sampler)
+        self.max_t = max_t
+        self.time_attr = time_attr
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        stopped_early = (
+            result is not None
+            and not error
+            and result.get(self.time_attr, self.max_t) < self.max_t
+            and trial_id not in self._completed_trials
+        )
+        if not stopped_early:
+            super().on_trial_complete(trial_id, result, error)
+            return
+        ot_trial = self._ot_trials[trial_id]
+        # The last result is not yet an intermediate value when the trial is stopped.
+        value = result.get(self.metric)
+        if value is not None:
+            ot_trial.report(value, result[TRAINING_ITERATION])
+        self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._ot_study
