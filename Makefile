@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(PY) run_search.py train --preset default $(ARGS)
+	$(PY) run_search.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -95,13 +95,13 @@ def build_parser() -> Parser:
         "--config`. Other subcommands: train, evaluate, export, data (see their --help).",
     )
     s = search.add_argument
-    s("--env", help="MiniGrid id (default MiniGrid-DoorKey-8x8-v0)")
-    s("--num-samples", type=whole_number, help="trials to run (default 16)")
-    s("--max-iters", type=positive_int, help="iterations of a full trial (default 10)")
+    s("--env", help="MiniGrid id (default MiniGrid-DoorKey-5x5-v0)")
+    s("--num-samples", type=whole_number, help="trials to run (default 12)")
+    s("--max-iters", type=positive_int, help="iterations of a full trial (default 6)")
     s("--space", help="default (hidden, depth, heads, lr, schedule) | wide")
     s("--searcher", help="tpe (default) | random")
     s("--scheduler", help="asha (default) | fifo")
-    s("--grace-period", type=positive_int, help="ASHA's first rung, in iterations (default 2)")
+    s("--grace-period", type=positive_int, help="ASHA's first rung, in iterations (default 3)")
     s("--reduction-factor", type=positive_float, help="ASHA keeps 1/this at each rung (3)")
     s("--metric", help="metric to optimise (default eval/return)")
     s("--preset", help="configuration the space is laid over (default: default)")

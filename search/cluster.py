@@ -79,6 +79,12 @@ def plan(
     return Placement(cpus_per_trial, gpus_per_trial, concurrent, device)
 
 
+def local_resources() -> dict:
+    """What a local Ray started here will see, known before starting it (flags are checked
+    against it first, so a mistake costs no Ray start-up)."""
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
 def start(address: str | None, dashboard_host: str, runtime_env: dict | None = None) -> str:
     """Join ``address`` or start a local Ray with its dashboard; returns the dashboard URL
     ('' without one). Token authentication stays as Ray sets it (on for a new local Ray)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -104,10 +105,16 @@ def best_config(best: Trial, record: dict, folder: Path) -> str:
     }
     header = (
         f"# Best configuration of search {folder.name}. Retrain it from scratch with\n"
-        f"#   python run_search.py train --config {folder / 'best_config.yaml'} --seeds 3\n"
+        f"#   python run_search.py train --config {shown(folder) / 'best_config.yaml'} --seeds 3\n"
         "# `result` records the trial that earned it; `train` ignores that section.\n"
     )
     return header + cfg.dump_yaml(config, {"result": result})
+
+
+def shown(folder: Path) -> Path:
+    """The folder as the user would type it: relative to here when inside it."""
+    relative = os.path.relpath(folder.resolve())
+    return Path(relative) if not relative.startswith("..") else folder.resolve()
 
 
 def summary_md(folder: Path, record: dict, trials: list[Trial], ranked: list[Trial],

@@ -107,17 +107,21 @@ def forget_unknown_trials(folder: Path, known: set[str]) -> None:
     write_atomically(path, yaml.safe_dump(state).encode())
 
 
-def make_scheduler(name: str, folder: Path, max_t: int, grace_period: int,
-                   reduction_factor: float) -> TrialScheduler:  # fmt: skip
-    if name == "fifo":
-        return FIFOScheduler()
-    if name != "asha":
+def check_scheduler(name: str, max_t: int, grace_period: int, reduction_factor: float) -> None:
+    if name not in SCHEDULERS:
         raise BadInput(f"unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}")
-    if grace_period > max_t:
+    if name == "asha" and grace_period > max_t:
         raise BadInput(
             f"--grace-period {grace_period} is more than --max-iters {max_t}: "
             "a trial must be able to reach the first rung"
         )
-    if reduction_factor <= 1:
-        raise BadInput(f"--reduction-factor {reduction_factor} must be more than 1 (e.g. 3)")
+    if name == "asha" and reduction_factor <= 1:
+        raise BadInput(f"--reduction-factor {reduction_factor:g} must be more than 1 (e.g. 3)")
+
+
+def make_scheduler(name: str, folder: Path, max_t: int, grace_period: int,
+                   reduction_factor: float) -> TrialScheduler:  # fmt: skip
+    check_scheduler(name, max_t, grace_period, reduction_factor)
+    if name == "fifo":
+        return FIFOScheduler()
     return PersistentASHA(folder, max_t, grace_period, reduction_factor)

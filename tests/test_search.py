@@ -1,0 +1,208 @@
+"""The search as a user runs it: real Ray, real trials, real files; killed and resumed."""
+
+import contextlib
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from core.config import load_yaml
+from core.trainable import trial_config
+from search.results import experiment_state, read_record
+
+ROOT = Path(__file__).resolve().parents[1]
+# val/loss separates even policies that never succeed yet, so ASHA has something to prune
+# on the smoke budget (eval/return would be 0 for every trial and ties are never stopped).
+SMOKE = ("--smoke", "--metric", "val/loss")
+
+
+def cli(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def rows(folder: Path) -> list[dict]:
+    with open(folder / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("smoke")
+    result = cli(*SMOKE, "--name", "s", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, cwd / "results" / "s", result
+
+
+def test_smoke_search_runs_trials_and_asha_prunes(smoke):
+    _, folder, result = smoke
+    trials = rows(folder)
+    assert len(trials) == 6 and len({t["trial_id"] for t in trials}) == 6
+    statuses = [t["status"] for t in trials]
+    assert set(statuses) <= {"completed", "pruned"}
+    assert "pruned" in statuses and "completed" in statuses
+    for t in trials:
+        iterations = int(t["iterations"])
+        assert iterations == 4 if t["status"] == "completed" else 1 <= iterations < 4
+        assert t["node_id"] and float(t["busy_s"]) > 0
+    assert "best trial" in result.stdout and "best_config.yaml" in result.stdout
+    assert "Ray dashboard: http://127.0.0.1:" in result.stdout
+    assert f"tensorboard --logdir {Path('results') / 's'}" in result.stdout
+
+
+def test_best_config_is_the_best_trial_and_retrains(smoke):
+    cwd, folder, _ = smoke
+    raw = yaml.safe_load((folder / "best_config.yaml").read_text())
+    best = raw["result"]
+    completed = [t for t in rows(folder) if t["status"] == "completed"]
+    lowest = min(completed, key=lambda t: float(t["last val/loss"]))
+    assert best["trial_id"] == lowest["trial_id"] and best["iterations"] == 4
+    assert (folder / best["checkpoint"]).is_file()
+
+    record = read_record(folder)
+    trial_folder = folder / f"trial_{best['trial_id']}"
+    params = yaml.safe_load((trial_folder / "params.json").read_text())
+    expected = trial_config(params, record["base"])
+    assert load_yaml(folder / "best_config.yaml") == expected, "round-trips into train"
+
+    out = cwd / "retrain"
+    retrained = cli("train", "--config", folder / "best_config.yaml", "--out", out, cwd=cwd)
+    assert retrained.returncode == 0, retrained.stderr[-2000:]
+    assert "eval/return" in retrained.stdout and (out / "metrics.json").is_file()
+
+
+def test_summary_plots_and_tensorboard(smoke):
+    _, folder, _ = smoke
+    summary = (folder / "summary.md").read_text()
+    assert "State: finished." in summary and "saved by pruning" in summary
+    assert "| pruned |" in summary and "utilisation" in summary
+    for name in ("curves.png", "params.png"):
+        with Image.open(folder / "plots" / name) as image:
+            assert image.size[0] > 300
+    for trial in folder.glob("trial_*"):
+        assert list(trial.glob("events.out.tfevents.*")), f"no TensorBoard events in {trial}"
+
+
+def test_export_rewrites_the_same_files(smoke):
+    cwd, folder, _ = smoke
+    before = {n: (folder / n).read_bytes() for n in ("trials.csv", "best_config.yaml")}
+    exported = cli("export", folder, cwd=cwd)
+    assert exported.returncode == 0, exported.stderr
+    assert before == {n: (folder / n).read_bytes() for n in before}
+
+
+def session_processes(sid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry)) == sid:
+                    found.append(int(entry))
+    return found
+
+
+def kill_session(sid: int) -> None:
+    """kill -9 the driver and everything Ray started from it (its agents outlive it)."""
+    for _ in range(3):
+        for pid in session_processes(sid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+
+
+def test_killed_search_exports_and_resumes(tmp_path):
+    args = (*SMOKE, "--max-iters", 8, "--num-samples", 8, "--name", "k")
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    folder = tmp_path / "results" / "k"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until some trials ended and others run
+            state = experiment_state(folder)
+            ended = [t for t in state.values() if t["status"] == "TERMINATED"]
+            if len(ended) >= 2 and len(ended) < len(state):
+                break
+            assert driver.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("the search never reached the middle")
+    finally:
+        kill_session(driver.pid)
+        driver.wait()
+
+    exported = cli("export", folder, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "interrupted" in (folder / "summary.md").read_text()
+    assert "unfinished" in {t["status"] for t in rows(folder)}
+    done = {
+        trial_id: (folder / state["folder"] / "result.json").read_bytes()
+        for trial_id, state in experiment_state(folder).items()
+        if state["status"] == "TERMINATED"
+    }
+
+    resumed = cli("--name", "k", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = rows(folder)
+    assert len(trials) == 8 and len({t["trial_id"] for t in trials}) == 8, "each trial once"
+    assert {t["status"] for t in trials} <= {"completed", "pruned"}
+    for trial_id, results in done.items():
+        state = experiment_state(folder)[trial_id]
+        assert (folder / state["folder"] / "result.json").read_bytes() == results, (
+            f"finished trial {trial_id} was run again"
+        )
+    assert "State: finished." in (folder / "summary.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory):
+    """A results folder holding one (fake) search, which no bad command may touch."""
+    cwd = tmp_path_factory.mktemp("bad")
+    (cwd / "results" / "taken").mkdir(parents=True)
+    (cwd / "results" / "taken" / "search.yaml").write_text("settings: {}\n")
+    (cwd / "a_file").write_text("not a folder\n")
+    return cwd
+
+
+BAD = {
+    "unknown space": ("--space", "huge"),
+    "unknown searcher": ("--searcher", "grid"),
+    "unknown scheduler": ("--scheduler", "pbt"),
+    "unknown metric": ("--metric", "eval/fun"),
+    "zero samples": ("--num-samples", "0"),
+    "grace beyond budget": ("--max-iters", "2", "--grace-period", "3"),
+    "reduction factor 1": ("--reduction-factor", "1"),
+    "gpus the machine lacks": ("--gpus-per-trial", "0.5"),
+    "resume of nothing": ("--name", "nothing", "--resume"),
+    "resume without name": ("--resume",),
+    "name taken": ("--name", "taken"),
+    "name escapes results": ("--name", "../outside"),
+    "name is a path": ("--name", "a/b"),
+    "unwritable results dir": ("--results-dir", "a_file/results"),
+    "no cluster at address": ("--address", "127.0.0.1:1"),
+    "unknown environment": ("--env", "NotAnEnv-v0"),
+    "export of a non-search": ("export", "results"),
+    "export of nothing": ("export", "results/nothing"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_search_input_is_one_line_and_exit_2(case, existing):
+    before = {p: p.read_bytes() for p in sorted(existing.rglob("*")) if p.is_file()}
+    result = cli(*BAD[case], cwd=existing, timeout=60)  # a bad --address fails fast too
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    after = {p: p.read_bytes() for p in sorted(existing.rglob("*")) if p.is_file()}
+    assert after == before, "a bad command changed or left files"

@@ -1,0 +1,82 @@
+"""The searcher against a real Optuna study: a trial ASHA stopped early is PRUNED, not a
+finished trial with a low-budget value; a trial that ran its budget is COMPLETE."""
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from search.searcher import PruningAwareOptunaSearch, make_sampler
+from search.spaces import default
+
+MAX_T = 6
+
+
+def searcher(cls=PruningAwareOptunaSearch, seed: int = 0):
+    sampler = make_sampler("tpe", seed, 12)
+    if cls is OptunaSearch:
+        return OptunaSearch(space=default, metric="eval/return", mode="max", sampler=sampler)
+    return cls(default, sampler, "eval/return", "max", MAX_T)
+
+
+def play(search, trial_id: str, values: list[float]) -> None:
+    """Report ``values`` as iterations 1..n, as Ray does: every result but the last goes to
+    on_trial_result; the last arrives with on_trial_complete."""
+    search.suggest(trial_id)
+    for i, v in enumerate(values[:-1], start=1):
+        search.on_trial_result(trial_id, {"eval/return": v, "iteration": i,
+                                          "training_iteration": i})  # fmt: skip
+    n = len(values)
+    last = {"eval/return": values[-1], "iteration": n, "training_iteration": n}
+    search.on_trial_complete(trial_id, last)
+
+
+def states(search) -> list[tuple[TrialState, float | None, dict]]:
+    return [(t.state, t.value, t.intermediate_values) for t in search.study.trials]
+
+
+def test_stopped_early_is_pruned_and_full_budget_is_complete():
+    search = searcher()
+    play(search, "a", [0.1, 0.3])  # stopped by ASHA at iteration 2 of 6
+    play(search, "b", [0.2, 0.4, 0.5, 0.6, 0.7, 0.9])  # ran the whole budget
+    (a_state, _, a_steps), (b_state, b_value, _) = states(search)
+    assert a_state == TrialState.PRUNED  # Optuna then keeps its last intermediate value
+    assert a_steps == {1: 0.1, 2: 0.3}, "the last result is kept as an intermediate value"
+    assert b_state == TrialState.COMPLETE and b_value == 0.9
+
+
+def test_plain_ray_optuna_search_would_call_it_complete():
+    """The behaviour this project corrects (Ray 2.60): if this starts failing, Ray fixed it
+    and PruningAwareOptunaSearch may be retired."""
+    search = OptunaSearch(space=default, metric="eval/return", mode="max",
+                          sampler=make_sampler("tpe", 0, 12))  # fmt: skip
+    play(search, "a", [0.1, 0.3])
+    assert search._ot_study.trials[0].state == TrialState.COMPLETE
+
+
+def test_errored_trial_is_failed():
+    search = searcher()
+    search.suggest("a")
+    search.on_trial_complete("a", None, error=True)
+    assert search.study.trials[0].state == TrialState.FAIL
+
+
+def test_same_seed_same_suggestions():
+    def sequence(seed):
+        search = searcher(seed=seed)
+        out = []
+        for i in range(8):
+            out.append(search.suggest(str(i)))
+            play_rest = [0.1 * (i % 3), 0.2]
+            for step, v in enumerate(play_rest[:-1], start=1):
+                search.on_trial_result(str(i), {"eval/return": v, "iteration": step,
+                                                "training_iteration": step})  # fmt: skip
+            search.on_trial_complete(str(i), {"eval/return": play_rest[-1], "iteration": 2,
+                                              "training_iteration": 2})  # fmt: skip
+        return out
+
+    assert sequence(3) == sequence(3)
+    assert sequence(3) != sequence(4)
+
+
+def test_random_searcher_samples_uniformly():
+    assert isinstance(make_sampler("random", 0, 4), optuna.samplers.RandomSampler)

@@ -1,0 +1,70 @@
+"""Search spaces: every sample, from either sampler, is a configuration that trains."""
+
+import math
+
+import optuna
+import pytest
+
+from core.config import DEFAULT, to_dict
+from core.trainable import trial_config
+from data.errors import BadInput
+from search.spaces import SPACES, space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def samples(name: str, sampler, n: int) -> list[tuple[dict, dict]]:
+    """(suggested, real values) of ``n`` samples; the study is told a value so TPE models."""
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    out = []
+    for i in range(n):
+        trial = study.ask()
+        real = space(name)(trial)
+        out.append(({**trial.params, **real}, real))
+        study.tell(trial, float(i % 7))
+    return out
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_every_sample_is_a_valid_configuration(name, sampler):
+    make = {
+        "random": lambda: optuna.samplers.RandomSampler(seed=1),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=1, multivariate=True, n_startup_trials=10),
+    }[sampler]
+    seen_hidden, seen_heads = set(), set()
+    for params, real in samples(name, make(), 150):
+        config = trial_config(params, to_dict(DEFAULT))  # validates: raises on a bad config
+        m, d, t = config.model, config.diffusion, config.train
+        assert m.hidden % m.heads == 0 and m.hidden in (32, 64, 128)
+        assert m.hidden // m.heads in (8, 16, 32)
+        assert 1 <= m.depth <= 4
+        assert 3e-4 <= t.lr <= 1e-2
+        assert d.schedule in ("cosine", "linear", "loglinear")
+        assert d.exec_steps <= m.horizon and d.sampling_steps <= m.horizon
+        assert real["model.hidden"] == m.hidden and real["model.heads"] == m.heads
+        seen_hidden.add(m.hidden)
+        seen_heads.add(m.heads)
+    assert seen_hidden == {32, 64, 128}, "every hidden size is reachable"
+    assert len(seen_heads) >= 4
+
+
+def test_learning_rate_is_sampled_on_a_log_scale():
+    lrs = [p["train.lr"] for p, _ in samples("default", optuna.samplers.RandomSampler(0), 400)]
+    low = sum(lr < math.sqrt(3e-4 * 1e-2) for lr in lrs) / len(lrs)
+    assert 0.4 < low < 0.6, "half the samples below the geometric mean of the range"
+
+
+def test_wide_space_adds_the_documented_parameters():
+    params, _ = samples("wide", optuna.samplers.RandomSampler(0), 1)[0]
+    for key in (
+        "train.batch_size", "model.dropout", "train.weight_decay", "model.conditioning",
+        "diffusion.weighting", "model.horizon", "diffusion.exec_steps",
+        "diffusion.sampling_steps", "train.ema",
+    ):  # fmt: skip
+        assert key in params
+
+
+def test_unknown_space_is_bad_input():
+    with pytest.raises(BadInput, match="unknown space"):
+        space("huge")
