@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,49 +33,30 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
+def number(kind: type, low: float | None = None, above: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) of at least ``low`` (more than
+    ``low`` when ``above``)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            name = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {name}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if low is not None and (value <= low if above else value < low):
+            bound = f"more than {low:g}" if above else f"{low:g} or more"
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number, 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or a positive number")
-    return value
-
-
-def whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
+positive_int = number(int, 1)
+non_negative_int = number(int, 0)
+positive_float = number(float, 0, above=True)
+non_negative_float = number(float, 0)
 
 SUBCOMMANDS = ("search", "train", "evaluate", "export", "data")
 
@@ -96,7 +78,7 @@ def build_parser() -> Parser:
     )
     s = search.add_argument
     s("--env", help="MiniGrid id (default MiniGrid-DoorKey-5x5-v0)")
-    s("--num-samples", type=whole_number, help="trials to run (default 12)")
+    s("--num-samples", type=positive_int, help="trials to run (default 12)")
     s("--max-iters", type=positive_int, help="iterations of a full trial (default 6)")
     s("--space", help="default (hidden, depth, heads, lr, schedule) | wide")
     s("--searcher", help="tpe (default) | random")
