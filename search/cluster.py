@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 import torch
@@ -24,6 +25,12 @@ LOCALHOST = "127.0.0.1"
 TRIALS_PER_GPU = 4
 MPS_TRIALS = 2  # trials sharing one Apple GPU
 CONNECT_TIMEOUT_S = 10
+REPOSITORY = Path(__file__).resolve().parents[1]
+# The project's code for cluster workers, without results, generated data or environments.
+CODE = {
+    "working_dir": str(REPOSITORY),
+    "excludes": ["results/", "data/cache/", ".venv/", ".git/", "docs/", "**/__pycache__/"],
+}
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,15 @@ def local_resources() -> dict:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
-def start(address: str | None, dashboard_host: str, runtime_env: dict | None = None) -> str:
+def start(address: str | None, dashboard_host: str) -> str:
     """Join ``address`` or start a local Ray with its dashboard; returns the dashboard URL
-    ('' without one). Token authentication stays as Ray sets it (on for a new local Ray)."""
+    ('' without one). Token authentication stays as Ray sets it (on for a new local Ray).
+    On a cluster the code reaches the workers as Ray's ``working_dir``: a worker node needs
+    the dependencies installed, not the repository."""
     if address:
         check_reachable(address)
         try:
-            context = ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            context = ray.init(address=address, runtime_env=CODE, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
             raise BadInput(

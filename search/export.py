@@ -58,9 +58,9 @@ def export(folder: Path) -> dict:
     best = ranked[0] if ranked else None
     if best is not None:
         write_atomically(folder / "best_config.yaml", best_config(best, record, folder).encode())
-    summary = summary_md(folder, record, trials, ranked, counts, finished)
-    write_atomically(folder / "summary.md", summary.encode())
     plots = plot_search(folder / "plots", trials, record)
+    summary = summary_md(folder, record, trials, ranked, counts, finished, plots)
+    write_atomically(folder / "summary.md", summary.encode())
     return {
         "folder": folder,
         "finished": finished,
@@ -118,7 +118,7 @@ def shown(folder: Path) -> Path:
 
 
 def summary_md(folder: Path, record: dict, trials: list[Trial], ranked: list[Trial],
-               counts: Counter, finished: bool) -> str:  # fmt: skip
+               counts: Counter, finished: bool, plots: list[str]) -> str:  # fmt: skip
     s = record["settings"]
     metric, max_iters = s["metric"], int(s["max_iters"])
     wall = float(record.get("wall_s", 0.0))
@@ -164,11 +164,8 @@ def summary_md(folder: Path, record: dict, trials: list[Trial], ranked: list[Tri
     if failures:
         lines += ["", "## Failures", ""]
         lines += [f"- {t.trial_id} ({t.status}): {t.error}" for t in failures]
-    lines += ["", "Plots: " + ", ".join(f"`plots/{p}`" for p in PLOTS), ""]
+    lines += ["", "Plots: " + ", ".join(f"`plots/{p}`" for p in plots), ""]
     return "\n".join(lines)
-
-
-PLOTS = ("curves.png", "params.png", "importance.png")
 
 
 def fmt_param(v) -> str:

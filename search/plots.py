@@ -75,6 +75,7 @@ def params(trials: list[Trial], metric: str, settings: dict):
             ax.scatter(xs, [t.last(metric) for t in shown], color=colour, s=18, label=status)
         if name in LOG_SCALE:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(names) :]:
@@ -86,7 +87,7 @@ def params(trials: list[Trial], metric: str, settings: dict):
 
 
 def importance(trials: list[Trial], metric: str, settings: dict):
-    """PED-ANOVA importances on a study rebuilt from the trials. With ASHA few trials run the
+    """fANOVA importances on a study rebuilt from the trials. With ASHA few trials run the
     full budget, so every trial is scored at the first rung, which all of them reached."""
     at = settings["grace_period"] if settings["scheduler"] == "asha" else settings["max_iters"]
     study = rebuild_study(trials, metric, at, settings["space"])
@@ -96,12 +97,12 @@ def importance(trials: list[Trial], metric: str, settings: dict):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
         )
     figure, ax = plt.subplots(figsize=(6, 0.35 * len(scores) + 1.2))
     names = list(scores)[::-1]
     ax.barh(names, [scores[n] for n in names], color="tab:purple")
-    ax.set_xlabel("PED-ANOVA importance")
+    ax.set_xlabel("fANOVA importance")
     ax.set_title(f"{metric} at iteration {at}, {len(complete)} trials", fontsize=10)
     ax.tick_params(labelsize=8)
     return figure
