@@ -66,6 +66,7 @@ def build_parser() -> Parser:
         prog="run_search.py",
         description="Masked-diffusion policies for MiniGrid: hyperparameter search, "
         "demonstrations, training, evaluation. With no subcommand, runs the search.",
+        epilog="Search options: python run_search.py search --help",
     )
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
 

@@ -29,7 +29,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 # The project's code for cluster workers, without results, generated data or environments.
 CODE = {
     "working_dir": str(REPOSITORY),
-    "excludes": ["results/", "data/cache/", ".venv/", ".git/", "docs/", "**/__pycache__/"],
+    "excludes": ["results/", "data/cache/", "docs/", "**/__pycache__/"],  # Ray skips .git, .venv
 }
 
 
