@@ -211,7 +211,12 @@ def run(
                 f"there is no search {name!r} in {results_dir} to resume; start it without --resume"
             )
         record = read_record(folder)
-        settings = Settings(**record["settings"])
+        try:
+            settings = Settings(**record["settings"])
+        except TypeError:
+            raise BadInput(
+                f"{folder} was written by another version of this tool; start a new search"
+            ) from None
     else:
         if folder.exists():
             raise BadInput(
