@@ -41,8 +41,8 @@ def rank(trials: list[Trial], metric: str, mode: str) -> list[Trial]:
 
 
 def export(folder: Path) -> dict:
-    """(Re)write the exports of ``folder``; returns the best trial's figures, the counts by
-    status and the paths written."""
+    """(Re)write the exports of ``folder``; returns the folder, whether the search finished,
+    the counts by status and the best trial."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a folder; pass results/NAME of a search")
@@ -66,8 +66,6 @@ def export(folder: Path) -> dict:
         "finished": finished,
         "counts": {s: counts[s] for s in STATUSES},
         "best": best,
-        "metric": metric,
-        "plots": plots,
     }
 
 
@@ -149,16 +147,16 @@ def summary_md(folder: Path, record: dict, trials: list[Trial], ranked: list[Tri
         f"## Top {TOP}",
         "",
     ]  # fmt: skip
-    shown = sorted({k for t in ranked[:TOP] for k in t.params})
+    columns = sorted({k for t in ranked[:TOP] for k in t.params})
     lines += [
         "| trial | status | iters | " + " | ".join(f"last {m}" for m in METRIC_COLUMNS[:4])
-        + " | " + " | ".join(shown) + " |",
-        "|---" * (7 + len(shown)) + "|",
+        + " | " + " | ".join(columns) + " |",
+        "|---" * (7 + len(columns)) + "|",
     ]  # fmt: skip
     for t in ranked[:TOP]:
         cells = [t.trial_id, t.status, str(t.iterations)]
         cells += [fmt(t.last(m)) for m in METRIC_COLUMNS[:4]]
-        cells += [fmt_param(t.params.get(k, "")) for k in shown]
+        cells += [fmt_param(t.params.get(k, "")) for k in columns]
         lines.append("| " + " | ".join(cells) + " |")
     failures = [t for t in trials if t.error]
     if failures:

@@ -95,7 +95,7 @@ def mode_of(metric: str) -> str:
 
 def value(result: dict, metric: str) -> float:
     v = result.get(metric)
-    return float(v) if isinstance(v, int | float) and v is not None else math.nan
+    return float(v) if isinstance(v, int | float) else math.nan
 
 
 def read_history(path: Path) -> list[dict]:

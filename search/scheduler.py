@@ -2,8 +2,8 @@
 
 Ray does not save ASHA's rungs with the experiment: after ``Tuner.restore`` the scheduler is
 the fresh object pickled at the start, every rung is empty, and the first trials to reach a
-rung would pass it unjudged. This ASHA writes its rungs and its stop decisions to a JSON
-file in the search folder after every change and reads them back on first use after a
+rung would pass it unjudged. This ASHA writes its rungs and its stop decisions to a file in
+the search folder after every change and reads them back on first use after a
 restore, so pruning goes on as it would have: a trial stopped just before the driver died
 (Ray's experiment snapshot may still call it running) is stopped again when it reports.
 
@@ -48,22 +48,17 @@ class PersistentASHA(AsyncHyperBandScheduler):
         if self._loaded:
             return
         self._loaded = True
-        path = Path(self.state_path)
-        if not path.exists():
+        state = read_state(Path(self.state_path))
+        if state is None:
             return
-        state = yaml.safe_load(path.read_text())
         saved = {int(m): recorded for m, recorded in state["rungs"].items()}
         for milestone, recorded in self.rungs:
             recorded.update(saved.get(int(milestone), {}))
         self.pruned.update(state["pruned"])
 
     def _save(self) -> None:
-        state = {
-            "time_attr": self._time_attr,
-            "rungs": {str(int(m)): recorded for m, recorded in self.rungs},
-            "pruned": self.pruned,
-        }
-        write_atomically(Path(self.state_path), yaml.safe_dump(state).encode())
+        rungs = {str(int(m)): recorded for m, recorded in self.rungs}
+        write_state(Path(self.state_path), {"rungs": rungs, "pruned": self.pruned})
 
     def on_trial_add(self, tune_controller, trial) -> None:
         self._load()
@@ -96,14 +91,23 @@ def forget_unknown_trials(folder: Path, known: set[str]) -> None:
     Ray restores only the trials of its last snapshot and suggests the others afresh; their
     old figures would otherwise stay in the rungs as ghosts."""
     path = Path(folder) / STATE_FILE
-    if not path.exists():
+    state = read_state(path)
+    if state is None:
         return
-    state = yaml.safe_load(path.read_text())
     state["rungs"] = {
         m: {t: v for t, v in recorded.items() if t in known}
         for m, recorded in state["rungs"].items()
     }
     state["pruned"] = {t: i for t, i in state["pruned"].items() if t in known}
+    write_state(path, state)
+
+
+def read_state(path: Path) -> dict | None:
+    """{"rungs": {milestone: {trial id: value}}, "pruned": {trial id: iteration}}, or None."""
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def write_state(path: Path, state: dict) -> None:
     write_atomically(path, yaml.safe_dump(state).encode())
 
 

@@ -118,7 +118,7 @@ def check(settings: Settings) -> None:
 
 def search_folder(results_dir: Path, name: str) -> Path:
     """``results_dir/name``, refusing names that would leave the results folder."""
-    if not NAME.match(name) or name in (".", ".."):
+    if not NAME.match(name):  # a first letter or digit rules out "." and ".."
         raise BadInput(
             f"--name {name!r} must be one folder name (letters, digits, '.', '_', '-'), not a path"
         )
