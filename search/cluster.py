@@ -9,15 +9,20 @@ under their own concurrency cap.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import secrets
 import socket
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 import torch
+from ray.exceptions import AuthenticationError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from data.errors import BadInput
 
@@ -25,6 +30,7 @@ LOCALHOST = "127.0.0.1"
 TRIALS_PER_GPU = 4
 MPS_TRIALS = 2  # trials sharing one Apple GPU
 CONNECT_TIMEOUT_S = 10
+PROBE_TIMEOUT_S = 120  # a fresh worker node first unpacks the code (runtime_env)
 REPOSITORY = Path(__file__).resolve().parents[1]
 # The project's code for cluster workers, without results, generated data or environments.
 CODE = {
@@ -100,12 +106,19 @@ def start(address: str | None, dashboard_host: str) -> str:
     if address:
         check_reachable(address)
         try:
-            context = ray.init(address=address, runtime_env=CODE, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as error:
+            with stderr_held():
+                context = ray.init(address=address, runtime_env=CODE, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as error:
+            if refused_token(error):
+                raise BadInput(
+                    f"the Ray cluster at {address} wants its token: set RAY_AUTH_MODE=token "
+                    "and RAY_AUTH_TOKEN to the output of `ray get-auth-token` on its head "
+                    "(or copy that token to ~/.ray/auth_token here)"
+                ) from None
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
             raise BadInput(
                 f"cannot join the Ray cluster at {address} ({first}); start it with "
-                "`ray start --head` and, with token auth, set RAY_AUTH_MODE=token here too"
+                "`ray start --head` and check --address"
             ) from None
     else:
         if dashboard_host != LOCALHOST:
@@ -140,6 +153,67 @@ def check_reachable(address: str) -> None:
             f"no Ray cluster answers at {address} ({error.strerror or error}); start one with "
             "`ray start --head` there or fix --address"
         ) from None
+
+
+@contextlib.contextmanager
+def stderr_held():
+    """Ray's C++ core writes its connection retries straight to file descriptor 2: hold them
+    back while joining, so a refused join ends in our one line; replay them if it worked."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        sys.stderr.write(held.read().decode(errors="replace"))
+
+
+def refused_token(error: BaseException | None) -> bool:
+    """Whether joining failed on authentication. Ray wraps that in a ConnectionError, at
+    times with the AuthenticationError itself as the cause, at times only its text."""
+    while error is not None:
+        if isinstance(error, AuthenticationError) or "InvalidAuthToken" in str(error):
+            return True
+        error = error.__cause__
+    return False
+
+
+def check_shared(results_dir: Path) -> None:
+    """Every node of the cluster must see ``results_dir``: trials write their checkpoints and
+    results where they run, and the driver reads them back (Ray does not copy between nodes).
+    Writes a random marker here and asks each node whether it reads the same bytes."""
+    marker = results_dir.resolve() / f".shared-{secrets.token_hex(8)}"
+    marker.write_text(marker.name)
+    try:
+        nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+        probes = {
+            reads.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+            ).remote(str(marker)): node
+            for node in nodes
+        }
+        answered, _ = ray.wait(list(probes), num_returns=len(probes), timeout=PROBE_TIMEOUT_S)
+        sees = {probes[ref] for ref, ok in zip(answered, ray.get(answered), strict=True) if ok}
+    finally:
+        marker.unlink()
+    blind = sorted({address for node, address in nodes.items() if node not in sees})
+    if blind:
+        raise BadInput(
+            f"--results-dir {results_dir} is not on a filesystem shared with node(s) "
+            f"{', '.join(blind)}: mount one shared filesystem (NFS, EFS, Lustre) at the same "
+            "path on every node and pass that path as --results-dir"
+        )
+
+
+@ray.remote(num_cpus=0)
+def reads(path: str) -> bool:
+    marker = Path(path)
+    return marker.exists() and marker.read_text() == marker.name
 
 
 def token_auth() -> bool:

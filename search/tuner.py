@@ -232,6 +232,8 @@ def run(
         cluster.plan(cluster.local_resources(), cpus_per_trial, gpus_per_trial, max_concurrent, mps)
     url = cluster.start(address, dashboard_host)
     try:
+        if address:
+            cluster.check_shared(results_dir)
         demos = load_demos(base)
         placement = cluster.plan(
             ray.cluster_resources(),

@@ -1,8 +1,31 @@
+import csv
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from core.config import DEFAULT, Config, DataConfig, override
+
+ROOT = Path(__file__).resolve().parents[1]
+# val/loss separates even policies that never succeed yet, so ASHA has something to prune
+# on the smoke budget (eval/return would be 0 for every trial and ties are never stopped).
+SMOKE = ("--smoke", "--metric", "val/loss")
+
+
+def cli(*args, cwd: Path, timeout: float = 600, env: dict | None = None):
+    """``python run_search.py ARGS`` as a user runs it, in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def rows(folder: Path) -> list[dict]:
+    """A search's trials.csv."""
+    with open(folder / "trials.csv") as f:
+        return list(csv.DictReader(f))
 
 
 def tiny(env: str = "MiniGrid-Empty-5x5-v0", **sets) -> Config:

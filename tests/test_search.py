@@ -1,7 +1,6 @@
 """The search as a user runs it: real Ray, real trials, real files; killed and resumed."""
 
 import contextlib
-import csv
 import os
 import signal
 import subprocess
@@ -13,26 +12,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import ROOT, SMOKE, cli, rows
 from core.config import load_yaml
 from core.trainable import trial_config
 from search.results import experiment_state, read_record
-
-ROOT = Path(__file__).resolve().parents[1]
-# val/loss separates even policies that never succeed yet, so ASHA has something to prune
-# on the smoke budget (eval/return would be 0 for every trial and ties are never stopped).
-SMOKE = ("--smoke", "--metric", "val/loss")
-
-
-def cli(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def rows(folder: Path) -> list[dict]:
-    with open(folder / "trials.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
