@@ -237,10 +237,11 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "relabelled": self.relabelled,
+            # clone(): torch.save writes a view's whole storage, demonstrations included.
             "relabelled_samples": {
-                "image": self.train_set.image[self.demo_samples :].cpu(),
-                "direction": self.train_set.direction[self.demo_samples :].cpu(),
-                "actions": self.train_set.actions[self.demo_samples :].cpu(),
+                "image": self.train_set.image[self.demo_samples :].cpu().clone(),
+                "direction": self.train_set.direction[self.demo_samples :].cpu().clone(),
+                "actions": self.train_set.actions[self.demo_samples :].cpu().clone(),
             },
         }
 
