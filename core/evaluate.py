@@ -90,8 +90,29 @@ def play(
     frames: list | None = None,
     visits: list | None = None,
 ) -> dict[str, float]:
-    """Roll the policy out on the given env seeds. If ``visits`` is a list, every state the
-    policy acts in is appended to it as (image, direction, the expert's plan from there)."""
+    """Roll the policy out on the given env seeds and summarise: eval/success, eval/return,
+    eval/len_ratio (mean over successful episodes)."""
+    runs = play_episodes(policy, env_id, env_seeds, frames, visits)
+    successes = [run for run in runs if run.success]
+    return {
+        "eval/success": float(np.mean([run.success for run in runs])),
+        "eval/return": float(np.mean([run.reward for run in runs])),
+        "eval/len_ratio": float(np.mean([r.length / r.expert_length for r in successes]))
+        if successes
+        else float("nan"),
+    }
+
+
+def play_episodes(
+    policy: Policy,
+    env_id: str,
+    env_seeds,
+    frames: list | None = None,
+    visits: list | None = None,
+) -> list[Episode]:
+    """Roll the policy out on the given env seeds, one Episode each. If ``visits`` is a list,
+    every state the policy acts in is appended to it as (image, direction, the expert's plan
+    from there)."""
     envs, obs, runs, seen = [], [], [], []
     for i, env_seed in enumerate(env_seeds):
         env = make_env(env_id, render_mode="rgb_array" if frames is not None and i == 0 else None)
@@ -137,11 +158,4 @@ def play(
                 queues[i] = []
     for env in envs:
         env.close()
-    successes = [run for run in runs if run.success]
-    return {
-        "eval/success": float(np.mean([run.success for run in runs])),
-        "eval/return": float(np.mean([run.reward for run in runs])),
-        "eval/len_ratio": float(np.mean([r.length / r.expert_length for r in successes]))
-        if successes
-        else float("nan"),
-    }
+    return runs
