@@ -158,10 +158,14 @@ def summary_md(folder: Path, record: dict, trials: list[Trial], ranked: list[Tri
         cells += [fmt(t.last(m)) for m in METRIC_COLUMNS[:4]]
         cells += [fmt_param(t.params.get(k, "")) for k in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    failures = [t for t in trials if t.error]
+    failures = [(t, n, reason) for t in trials for n, reason in enumerate(t.failures, 1)]
     if failures:
-        lines += ["", "## Failures", ""]
-        lines += [f"- {t.trial_id} ({t.status}): {t.error}" for t in failures]
+        retries = f"up to {s['max_failures']} times"
+        lines += ["", "## Failures", "", f"A failed trial is retried from its last checkpoint, "
+                  f"{retries}.", ""]  # fmt: skip
+        lines += [
+            f"- {t.trial_id} ({t.status}), failure {n}: {reason}" for t, n, reason in failures
+        ]
     lines += ["", "Plots: " + ", ".join(f"`plots/{p}`" for p in plots), ""]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,12 @@ class Trial:
     coordinates: dict  # everything the searcher suggested, as sampled
     history: list[dict] = field(default_factory=list)  # one result per iteration, in order
     status: str = "unfinished"
-    error: str = ""
+    failures: list[str] = field(default_factory=list)  # the reason of each failure, in order
+
+    @property
+    def error(self) -> str:
+        """The last failure's reason ('' if none): why an errored trial ended."""
+        return self.failures[-1] if self.failures else ""
 
     @property
     def iterations(self) -> int:
@@ -158,7 +164,7 @@ def read_trials(folder: Path, max_iters: int) -> list[Trial]:
         )
         error_file = trial_folder / "error.txt"
         if error_file.exists():  # also kept when a retry from a checkpoint then succeeded
-            trial.error = error_reason(error_file.read_text(errors="replace"))
+            trial.failures = failure_reasons(error_file.read_text(errors="replace"))
         if trial.iterations >= max_iters:
             trial.status = "completed"
         elif state["status"] == "ERROR":
@@ -169,7 +175,16 @@ def read_trials(folder: Path, max_iters: int) -> list[Trial]:
     return sorted(trials, key=lambda t: t.trial_id)
 
 
-def error_reason(text: str) -> str:
-    """The last line of the traceback Ray saved: the exception and its message."""
+FAILURE = re.compile(r"^Failure # \d+ \(occurred at .*\)$", re.MULTILINE)
+
+
+def failure_reasons(text: str) -> list[str]:
+    """Ray appends each failure of a trial to its error.txt under a "Failure # N" heading; the
+    reason is the last line of each traceback: the exception and its message."""
+    blocks = [block for block in FAILURE.split(text) if block.strip()]
+    return [last_line(block) for block in blocks] or ["unknown error"]
+
+
+def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "unknown error"

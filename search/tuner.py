@@ -9,6 +9,7 @@ spent, which a resume reuses), ``asha_state.yaml`` (ASHA's rungs) and the export
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import threading
@@ -183,6 +184,15 @@ def trial_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def placed(base: cfg.Config, placement: cluster.Placement) -> cfg.Config:
+    """The base configuration with the trial's CPU thread count. Recorded, and so in
+    best_config.yaml: the thread count changes float sums, and with it a retrain on the same
+    machine repeats the trial's numbers exactly. The device stays ``auto`` there, so the
+    file retrains anywhere."""
+    threads = max(1, math.floor(placement.cpus_per_trial))
+    return cfg.override(base, "train.threads", threads, "placement")
+
+
 def trainable_for(base: cfg.Config, demos, placement: cluster.Placement):
     base = cfg.override(base, "train.device", placement.device, "placement")
     return tune.with_resources(
@@ -242,6 +252,7 @@ def run(
             max_concurrent,
             mps,
         )
+        base = placed(base, placement)
         announce(settings, folder, placement, url)
         if resume:
             forget_unknown_trials(folder, set(experiment_state(folder)))

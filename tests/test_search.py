@@ -1,6 +1,7 @@
 """The search as a user runs it: real Ray, real trials, real files; killed and resumed."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -93,6 +94,16 @@ def session_processes(sid: int) -> list[int]:
     return found
 
 
+def trial_processes(sid: int) -> list[int]:
+    """The Ray worker processes of this search that run a trial now."""
+    found = []
+    for pid in session_processes(sid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                found.append(pid)
+    return found
+
+
 def kill_session(sid: int) -> None:
     """kill -9 the driver and everything Ray started from it (its agents outlive it)."""
     for _ in range(3):
@@ -146,6 +157,68 @@ def test_killed_search_exports_and_resumes(tmp_path):
             f"finished trial {trial_id} was run again"
         )
     assert "State: finished." in (folder / "summary.md").read_text()
+    for export in ("best_config.yaml", "plots/curves.png", "plots/importance.png"):
+        assert (folder / export).is_file(), f"{export} missing after the resume"
+    # A searcher that lost its history would start its seeded sequence again and propose
+    # the first trials' configurations a second time.
+    configurations = [tuple(sorted(t.items())) for t in params_of(folder)]
+    assert len(set(configurations)) == len(configurations), "a configuration was proposed twice"
+
+
+def params_of(folder: Path) -> list[dict]:
+    return [
+        json.loads((folder / state["folder"] / "params.json").read_text())
+        for state in experiment_state(folder).values()
+    ]
+
+
+def test_crashing_killed_and_diverging_trials_do_not_sink_the_search(tmp_path):
+    """Faults injected for real: one trial raises at iteration 3 (the test-only switch), a
+    trial process is killed with SIGKILL mid-iteration, and one trial's loss diverges."""
+    (tmp_path / "claims").mkdir()
+    env = {**os.environ, "RUN_SEARCH_FAULT": "diverge@2,raise@3",
+           "RUN_SEARCH_FAULT_DIR": str(tmp_path / "claims")}  # fmt: skip
+    args = (*SMOKE, "--max-iters", 6, "--name", "f")
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    folder = tmp_path / "results" / "f"
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and driver.poll() is None and time.monotonic() < deadline:
+        if any(r.stat().st_size for r in folder.glob("trial_*/result.json")):
+            for pid in trial_processes(driver.pid):  # in an iteration: trials run nonstop
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed = pid
+                    break
+        time.sleep(0.2)
+    _, stderr = driver.communicate(timeout=600)
+    assert killed is not None, "no trial process was found to kill"
+    assert driver.returncode == 0, stderr[-3000:]
+
+    trials = {t["trial_id"]: t for t in rows(folder)}
+    assert len(trials) == 6
+    summary = (folder / "summary.md").read_text()
+    failures = summary[summary.index("## Failures") :].splitlines()
+    diverged = {line.split()[1] for line in failures if "loss diverged" in line}
+    assert len(diverged) == 1, failures
+    (diverging,) = diverged
+    assert trials[diverging]["status"] == "error", "a diverging trial is an error, not a result"
+    own = [line for line in failures if line.startswith(f"- {diverging} ")]
+    assert len(own) == 3, "the first run and --max-failures 2 retries"
+    assert all("loss diverged" in line or "actor is dead" in line for line in own)
+    others = [t for t in trials.values() if t["trial_id"] != diverging]
+    assert {t["status"] for t in others} <= {"completed", "pruned"}, "the search went on"
+    assert sum("actor is dead" in line for line in failures) >= 1, "the killed trial is listed"
+    injected = [line.split()[1] for line in failures if "injected fault at iteration 3" in line]
+    raised = [trials[trial_id] for trial_id in injected]
+    assert len(raised) == 1 and raised[0]["status"] in ("completed", "pruned")
+    history = folder / f"trial_{raised[0]['trial_id']}" / "result.json"
+    reported = [json.loads(line)["iteration"] for line in history.read_text().splitlines()]
+    assert reported == sorted(set(reported)), f"retried from scratch, not resumed: {reported}"
 
 
 @pytest.fixture(scope="module")
