@@ -34,7 +34,8 @@ def trained_policy(config: cfg.Config, steps: int) -> Policy:
     trainer = Trainer(config, load_demos(config), torch.device("cpu"))
     for _ in range(steps):
         trainer.step()
-    return Policy(trainer.eval_model, config, trainer.device)
+    model = trainer.eval_model.eval()  # as a checkpoint is played (policy_from_checkpoint)
+    return Policy(model, config, trainer.device)
 
 
 def latency_ms(policy: Policy, env_id: str, calls: int) -> list[float]:

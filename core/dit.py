@@ -32,17 +32,16 @@ class TimestepEmbedder(nn.Module):
 
     def __init__(self, hidden: int, frequencies: int = 256):
         super().__init__()
-        self.frequencies = frequencies
+        half = frequencies // 2
+        freqs = torch.exp(-math.log(10_000) * torch.arange(half, dtype=torch.float32) / half)
+        # Constant: kept out of the state dict, computed once rather than at every call.
+        self.register_buffer("freqs", freqs, persistent=False)  # (F/2,)
         self.mlp = nn.Sequential(
             nn.Linear(frequencies, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
         )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.frequencies // 2
-        freqs = torch.exp(
-            -math.log(10_000) * torch.arange(half, dtype=torch.float32, device=t.device) / half
-        )  # (F/2,)
-        args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, F/2)
+        args = 1000.0 * t.float()[:, None] * self.freqs[None]  # (B, F/2)
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))  # (B, D)
 
 
@@ -149,7 +148,11 @@ class DiT(nn.Module):
     ) -> torch.Tensor:
         """image (B, 7, 7, 3), direction (B,), actions (B, H) tokens incl. MASK, t (B,) in [0, 1]
         -> logits (B, H, 7)."""
-        state = self.state(image, direction)  # (B, 49, D)
+        return self.denoise(self.state(image, direction), actions, t)
+
+    def denoise(self, state: torch.Tensor, actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The same from the state tokens (B, 49, D): they depend on the observation alone, so
+        a sampler computes them once per plan, not once per denoising step."""
         x = self.action(actions) + self.action_position  # (B, H, D)
         c = self.time(t)  # (B, D)
         if self.config.conditioning == "pool":

@@ -46,7 +46,8 @@ class Policy:
         """(B, 7, 7, 3), (B,) -> the first exec_steps actions of each plan, (B, exec_steps)."""
         d = self.config.diffusion
         was_training = self.model.training
-        self.model.eval()
+        if was_training:  # eval() walks every submodule: skipped when already there
+            self.model.eval()
         generator = torch.Generator(device=self.device).manual_seed(0)
         actions = sample_plan(
             self.model,
@@ -58,7 +59,8 @@ class Policy:
             d.sampler,
             generator,
         )
-        self.model.train(was_training)
+        if was_training:
+            self.model.train()
         return actions[:, : d.exec_steps].cpu().numpy()
 
 

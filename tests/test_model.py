@@ -157,9 +157,12 @@ class Recorder(torch.nn.Module):
         super().__init__()
         self.model, self.seen = model, []
 
-    def forward(self, image, direction, actions, t):
+    def state(self, image, direction):
+        return self.model.state(image, direction)
+
+    def denoise(self, state, actions, t):
         self.seen.append(actions.clone())
-        return self.model(image, direction, actions, t)
+        return self.model.denoise(state, actions, t)
 
 
 @pytest.mark.parametrize("order", ["confidence", "ancestral"])
