@@ -62,6 +62,10 @@ def test_best_config_is_the_best_trial_and_retrains(smoke):
     retrained = cli("train", "--config", folder / "best_config.yaml", "--out", out, cwd=cwd)
     assert retrained.returncode == 0, retrained.stderr[-2000:]
     assert "eval/return" in retrained.stdout and (out / "metrics.json").is_file()
+    # Same seed, data, thread count and CPU: the retrain repeats the trial's numbers.
+    retrain = json.loads((out / "metrics.json").read_text())["mean"]
+    for metric in ("val/loss", "eval/return", "eval/success"):
+        assert retrain[metric] == pytest.approx(best["metrics"][metric], abs=1e-6), metric
 
 
 def test_summary_plots_and_tensorboard(smoke):
