@@ -1,8 +1,7 @@
 """The command line as a user runs it: real subprocesses, real files."""
 
 import json
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,25 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny
+from conftest import ROOT, cli, tiny
 from core.runs import train_seeds
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--set", "model.hidden=32", "--set", "model.depth=1", "--set", "model.heads=2",
     "--set", "model.horizon=4", "--set", "train.steps_per_iter=5", "--set", "train.iters=2",
     "--set", "train.eval_episodes=3", "--set", "data.episodes=12", "--set", "train.threads=1",
 ]  # fmt: skip
-
-
-def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_data_train_evaluate(tmp_path):
@@ -96,6 +84,8 @@ def files(tmp_path_factory):
     (root / "bad.yaml").write_text("model:\n  hidden: [64\n")
     (root / "section.yaml").write_text("modle:\n  hidden: 64\n")
     (root / "list.yaml").write_text("- 1\n- 2\n")
+    # yaml.load would run this; a config file is data, read with yaml.safe_load.
+    (root / "code.yaml").write_text('model: !!python/object/apply:os.system ["touch pwned"]\n')
     return root
 
 
@@ -119,6 +109,8 @@ BAD = {
     "malformed yaml": ("train", "--config", "{root}/bad.yaml"),
     "unknown yaml section": ("train", "--config", "{root}/section.yaml"),
     "yaml not a mapping": ("train", "--config", "{root}/list.yaml"),
+    "yaml that runs code": ("train", "--config", "{root}/code.yaml"),
+    "zero evaluation episodes": ("evaluate", "{root}/run/seed0/checkpoint.pt", "--episodes", "0"),
     "missing config": ("train", "--config", "{root}/nope.yaml"),
     "missing dataset": ("train", "--data", "{root}/nope.npz"),
     "truncated dataset": ("train", "--data", "{root}/truncated.npz"),
@@ -147,3 +139,16 @@ def test_bad_input_is_one_line_and_exit_2(case, files):
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "error" in lines[0]
     assert snapshot(files) == before, "a bad command changed files that existed before"
+
+
+def test_no_shell_and_no_unsafe_loading_in_the_code():
+    """Nothing runs a shell with user input, and nothing a user hands us is unpickled."""
+    unsafe = re.compile(
+        r"shell=True|os\.system\(|os\.popen\(|pickle\.loads?\(|yaml\.load\(|yaml\.unsafe"
+        r"|allow_pickle=True|weights_only=False|(?<![\w.])(eval|exec)\("
+    )
+    sources = [p for d in ("core", "data", "search", "bench") for p in (ROOT / d).rglob("*.py")]
+    for path in [*sources, ROOT / "run_search.py"]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]  # comments may name what the code avoids
+            assert not unsafe.search(code), f"{path.name}:{number}: {line.strip()}"

@@ -2,10 +2,15 @@
 
 import json
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from data.demos import FORMAT_VERSION, Demos, cached, generate, load, save
 from data.envs import FAMILIES, check_env_id, demo_seeds, eval_seeds, make_env
 from data.errors import BadInput
@@ -270,3 +275,48 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
         files.write_atomically(path, b"new content, half written")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["demos.npz"], "no temporary file left"
+
+
+class Exploit:
+    """Unpickling this runs code: it touches ``self.path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_a_crafted_dataset_cannot_run_code(generated, tmp_path):
+    arrays = {"format_version": np.array(FORMAT_VERSION), **_arrays(generated[0])}
+    pwned = tmp_path / "pwned"
+    crafted = np.empty(1, dtype=object)
+    crafted[0] = Exploit(pwned)
+    path = tmp_path / "demos.npz"
+    _write_npz(path, {**arrays, "plan": crafted})  # numpy pickles object arrays
+    message = _bad_input_message(load, path)
+    assert str(path) in message and not pwned.exists()
+
+
+WRITER = """
+import sys
+from data.files import write_atomically
+for i in range(10**6):  # until killed
+    write_atomically(sys.argv[1], bytes([i % 256]) * 20_000_000)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_whole_file(tmp_path):
+    """kill -9 a process that keeps rewriting a 20 MB file: what is there is always one whole
+    version, never part of one."""
+    path = tmp_path / "demos.npz"
+    path.write_bytes(b"old")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT)
+    for _ in range(3):
+        time.sleep(0.7)  # each write takes a fraction of a second: kill lands inside one
+        content = path.read_bytes()
+        assert content == b"old" or content == content[:1] * 20_000_000
+    writer.kill()
+    writer.wait()
+    content = path.read_bytes()
+    assert content == b"old" or (len(content) == 20_000_000 and len(set(content)) == 1)

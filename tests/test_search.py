@@ -232,6 +232,9 @@ def existing(tmp_path_factory):
     (cwd / "results" / "taken").mkdir(parents=True)
     (cwd / "results" / "taken" / "search.yaml").write_text("settings: {}\n")
     (cwd / "a_file").write_text("not a folder\n")
+    (cwd / "results" / "broken").mkdir()
+    (cwd / "results" / "broken" / "tuner.pkl").write_bytes(b"not Ray's")
+    (cwd / "results" / "broken" / "search.yaml").write_text("settings: [\n")
     return cwd
 
 
@@ -254,6 +257,10 @@ BAD = {
     "unknown environment": ("--env", "NotAnEnv-v0"),
     "export of a non-search": ("export", "results"),
     "export of nothing": ("export", "results/nothing"),
+    "resume with damaged settings": ("--name", "broken", "--resume"),
+    "export with damaged settings": ("export", "results/broken"),
+    "negative retries": ("--max-failures", "-1"),
+    "fractional samples": ("--num-samples", "2.5"),
 }
 
 
