@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes per evaluation")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
+    parser.add_argument("--set", action="append", default=[], help="key=value (no checkpoint)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -102,6 +103,8 @@ def main() -> None:
         policy = policy_from_checkpoint(load_checkpoint(args.checkpoint), torch.device("cpu"))
     else:
         config = cfg.override(cfg.preset(args.preset), "data.env", args.env, "bench")
+        for key, value in (item.split("=", 1) for item in args.set):
+            config = cfg.override(config, key, value, "--set")
         policy = trained_policy(cfg.validate(config), args.train_steps)
     d = policy.config.diffusion
     latencies = latency_ms(policy, args.env, args.calls)
@@ -119,7 +122,8 @@ def main() -> None:
             "bench": "control",
             "machine": machine(),
             "env": args.env,
-            "policy": args.checkpoint or f"{args.preset} preset, {args.train_steps} steps",
+            "policy": args.checkpoint
+            or f"{args.preset} preset {' '.join(args.set)}, {args.train_steps} steps",
             "horizon": policy.config.model.horizon,
             "sampling_steps": d.sampling_steps,
             "exec_steps": d.exec_steps,

@@ -5,6 +5,7 @@ product measured in the same process, round by round.
 
     python -m bench.training                    # from the repository root; prints JSON
     python -m bench.training --rounds 7 --seconds 3 --threads 2
+    python -m bench.training --configs default --set model.layout=encoder
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one training step
 (forward and backward): matrix products, the convolution and attention (SDPA), from the
@@ -39,8 +40,8 @@ CONFIGS = {"seed": cfg.SEED, "default": cfg.DEFAULT, "large": LARGE}
 DATA = {"data.env": "MiniGrid-DoorKey-8x8-v0", "data.episodes": 500, "data.noise": 0.3}
 
 
-def trainer_for(config: cfg.Config) -> Trainer:
-    for key, value in DATA.items():
+def trainer_for(config: cfg.Config, sets: list[str]) -> Trainer:
+    for key, value in [*DATA.items(), *(item.split("=", 1) for item in sets)]:
         config = cfg.override(config, key, value, "bench")
     return Trainer(cfg.validate(config), load_demos(config), torch.device("cpu"))
 
@@ -66,11 +67,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--seconds", type=float, default=2.0, help="training time a round")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
+    parser.add_argument("--set", action="append", default=[], help="key=value, every config")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = load()
-    trainers = {name: trainer_for(CONFIGS[name]) for name in args.configs}
+    trainers = {name: trainer_for(CONFIGS[name], args.set) for name in args.configs}
     flops = {}
     for name, trainer in trainers.items():
         for _ in range(3):  # warm-up: allocator, kernel choice

@@ -37,6 +37,8 @@ class ModelConfig:
     mlp_ratio: float = 4.0  # MLP width / hidden
     dropout: float = 0.1
     conditioning: str = "pool"  # pool: mean state token into adaLN; prefix: state tokens in context
+    layout: str = "joint"  # prefix only: joint (all tokens attend to all, modulated by t) |
+    # encoder (state tokens attend to each other only, unmodulated: encoded once per plan)
     horizon: int = 49  # action tokens predicted per plan (the chunk length H)
 
 
@@ -88,6 +90,7 @@ SECTION_TYPES = {
 }
 CHOICES = {
     "model.conditioning": ("pool", "prefix"),
+    "model.layout": ("joint", "encoder"),
     "diffusion.schedule": ("cosine", "linear", "loglinear", "full"),
     "diffusion.weighting": ("none", "elbo"),
     "diffusion.sampler": ("confidence", "ancestral"),
@@ -228,6 +231,11 @@ def validate(config: Config) -> Config:
         raise BadInput(
             f"model.heads={m.heads} does not divide model.hidden={m.hidden}: "
             "pick heads that divide hidden (e.g. 4 for 128)"
+        )
+    if m.layout == "encoder" and m.conditioning != "prefix":
+        raise BadInput(
+            "model.layout=encoder lays out the state tokens in context: it needs "
+            "model.conditioning=prefix (or use model.layout=joint)"
         )
     if d.exec_steps > m.horizon:
         raise BadInput(

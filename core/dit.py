@@ -9,6 +9,13 @@ Two ways to condition on the state (``ModelConfig.conditioning``):
   (cheap: only the action tokens are in the sequence, but where things are is averaged away).
 - ``prefix``: the state tokens stand in front of the action tokens (in-context conditioning),
   so attention can read where things are.
+
+With ``prefix``, ``ModelConfig.layout`` says how the state tokens take part:
+- ``joint``: one sequence, every token attends to every other and is modulated by t.
+- ``encoder``: the state tokens go through the same blocks unmodulated and attend only to
+  each other, so they depend on the observation alone; the action tokens attend to them and
+  to each other. A plan then computes the state's keys and values once and each denoising
+  step runs the H action tokens only (49 + K*H token passes a plan instead of K*(49 + H)).
 """
 
 from __future__ import annotations
@@ -53,13 +60,26 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def heads_of(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> queries, keys, values, each (B, h, T, D/h)."""
         B, T, D = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, D // self.heads)  # (B, T, 3, h, D/h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, D/h)
+        return qkv.permute(2, 0, 3, 1, 4)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q (B, h, T, D/h) over k, v (B, h, S, D/h) -> (B, T, D)."""
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, h, T, D/h)
-        return self.proj(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
+        B, h, T, d = y.shape
+        return self.proj(y.transpose(1, 2).reshape(B, T, h * d))  # (B, T, D)
+
+    def forward(self, x: torch.Tensor, memory: tuple | None = None) -> torch.Tensor:
+        """Self-attention of x (B, T, D); ``memory`` holds the keys and values of tokens that
+        x also reads but does not update (the state tokens of the encoder layout)."""
+        q, k, v = self.heads_of(x)
+        if memory is not None:
+            k, v = torch.cat([memory[0], k], dim=2), torch.cat([memory[1], v], dim=2)
+        return self.attend(q, k, v)
 
 
 class DiTBlock(nn.Module):
@@ -83,13 +103,27 @@ class DiTBlock(nn.Module):
         )
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, memory: tuple | None = None
+    ) -> torch.Tensor:
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
             c
         ).chunk(6, dim=1)  # each (B, D)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        h = self.attn(modulate(self.norm1(x), shift_msa, scale_msa), memory)  # (B, T, D)
+        x = x + gate_msa.unsqueeze(1) * h
         x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
         return x  # (B, T, D)
+
+    def encode(self, state: torch.Tensor, last: bool) -> tuple[torch.Tensor, tuple]:
+        """The encoder layout's state tokens (B, 49, D) through this block with the same
+        weights, unmodulated (they do not depend on t) and attending only to each other.
+        Returns them updated (unchanged after the last block, where nothing reads them) and
+        the keys and values the action tokens read here."""
+        q, k, v = self.attn.heads_of(self.norm1(state))  # each (B, h, 49, D/h)
+        if not last:
+            state = state + self.attn.attend(q, k, v)
+            state = state + self.mlp(self.norm2(state))
+        return state, (k, v)
 
 
 class FinalLayer(nn.Module):
@@ -148,18 +182,31 @@ class DiT(nn.Module):
     ) -> torch.Tensor:
         """image (B, 7, 7, 3), direction (B,), actions (B, H) tokens incl. MASK, t (B,) in [0, 1]
         -> logits (B, H, 7)."""
-        return self.denoise(self.state(image, direction), actions, t)
+        return self.denoise(self.encode(image, direction), actions, t)
 
-    def denoise(self, state: torch.Tensor, actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The same from the state tokens (B, 49, D): they depend on the observation alone, so
-        a sampler computes them once per plan, not once per denoising step."""
+    def encode(self, image: torch.Tensor, direction: torch.Tensor):
+        """What the denoiser reads of the observation; it does not depend on t or on the
+        action tokens, so a sampler computes it once per plan, not once per denoising step.
+        The state tokens (B, 49, D), or with the encoder layout each block's state keys and
+        values."""
+        state = self.state(image, direction)  # (B, 49, D)
+        if self.config.layout != "encoder":
+            return state
+        memory = []
+        for i, block in enumerate(self.blocks):
+            state, keys_values = block.encode(state, last=i == len(self.blocks) - 1)
+            memory.append(keys_values)
+        return memory
+
+    def denoise(self, memory, actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``encode``'s output, actions (B, H), t (B,) -> logits (B, H, 7)."""
         x = self.action(actions) + self.action_position  # (B, H, D)
         c = self.time(t)  # (B, D)
         if self.config.conditioning == "pool":
-            c = c + state.mean(dim=1)  # (B, D)
-        else:
-            x = torch.cat([state, x], dim=1)  # (B, 49 + H, D)
-        for block in self.blocks:
-            x = block(x, c)  # (B, T, D)
+            c = c + memory.mean(dim=1)  # (B, D)
+        elif self.config.layout == "joint":
+            x = torch.cat([memory, x], dim=1)  # (B, 49 + H, D)
+        for i, block in enumerate(self.blocks):
+            x = block(x, c, memory[i] if self.config.layout == "encoder" else None)  # (B, T, D)
         x = x[:, -actions.shape[1] :]  # (B, H, D)
         return self.final(x, c)  # (B, H, 7)

@@ -29,16 +29,16 @@ def sample_plan(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """image (B, 7, 7, 3), direction (B,) -> actions (B, H), every position filled. ``model``
-    is the DiT: its state tokens are computed once, then denoised ``steps`` times."""
+    is the DiT: the observation is encoded once, then the chunk denoised ``steps`` times."""
     B, device = image.shape[0], image.device
-    state = model.state(image, direction)  # (B, 49, D)
+    memory = model.encode(image, direction)
     z = torch.full((B, horizon), MASK, dtype=torch.long, device=device)
     for k in range(steps):
         t = torch.full((B,), 1 - k / steps, device=device)
         s = torch.full((B,), 1 - (k + 1) / steps, device=device)
         # Only masked positions are ever revealed, so SUBS's carry-over of the others needs
         # no one-hots here: their confidence is set aside below and they keep their token.
-        log_probs = model.denoise(state, z, t).float().log_softmax(dim=-1)  # (B, H, A)
+        log_probs = model.denoise(memory, z, t).float().log_softmax(dim=-1)  # (B, H, A)
         confidence, prediction = log_probs.max(dim=-1)  # each (B, H)
         masked = z == MASK  # (B, H)
         if k == steps - 1:

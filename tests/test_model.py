@@ -1,5 +1,6 @@
 """The backbone, the diffusion pieces and the sampler, on small real tensors."""
 
+import dataclasses
 import math
 
 import pytest
@@ -36,9 +37,13 @@ def trained_looking(model):
     return model
 
 
-@pytest.mark.parametrize("conditioning", ["pool", "prefix"])
-def test_dit_shapes(conditioning):
-    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning)
+LAYOUTS = [("pool", "joint"), ("prefix", "joint"), ("prefix", "encoder")]
+
+
+@pytest.mark.parametrize(("conditioning", "layout"), LAYOUTS)
+def test_dit_shapes(conditioning, layout):
+    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning,
+                         layout=layout)  # fmt: skip
     image, direction, actions = batch()
     logits = DiT(config)(image, direction, actions, torch.rand(5))
     assert logits.shape == (5, 8, NUM_ACTIONS)
@@ -64,15 +69,33 @@ def test_final_layer_starts_at_zero_logits():
     assert torch.count_nonzero(logits) == 0
 
 
-@pytest.mark.parametrize("conditioning", ["pool", "prefix"])
-def test_output_depends_on_state_and_time(conditioning):
-    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning)
+@pytest.mark.parametrize(("conditioning", "layout"), LAYOUTS)
+def test_output_depends_on_state_and_time(conditioning, layout):
+    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning,
+                         layout=layout)  # fmt: skip
     model = trained_looking(DiT(config)).eval()
     image, direction, actions = batch()
     t = torch.full((5,), 0.5)
     base = model(image, direction, actions, t)
     assert not torch.allclose(base, model(image, (direction + 1) % 4, actions, t))
     assert not torch.allclose(base, model(image, direction, actions, torch.full((5,), 0.9)))
+
+
+def test_encoder_layout_shares_the_weights_and_encodes_once():
+    """The encoder layout has the joint layout's parameters but computes something else, and
+    denoising from one encoding is exactly the full forward pass (what the sampler relies on)."""
+    config = ModelConfig(hidden=32, depth=3, heads=4, horizon=8, conditioning="prefix",
+                         layout="encoder")  # fmt: skip
+    model = trained_looking(DiT(config)).eval()
+    image, direction, actions = batch()
+    memory = model.encode(image, direction)
+    assert len(memory) == config.depth
+    joint = trained_looking(DiT(dataclasses.replace(config, layout="joint"))).eval()
+    joint.load_state_dict(model.state_dict())  # the layouts share every weight
+    t = torch.full((5,), 0.5)
+    logits = model(image, direction, actions, t)
+    assert not torch.allclose(logits, joint(image, direction, actions, t))
+    torch.testing.assert_close(model.denoise(memory, actions, t), logits, rtol=0, atol=0)
 
 
 def test_subs_never_yields_mask_and_carries_unmasked_tokens():
@@ -157,12 +180,12 @@ class Recorder(torch.nn.Module):
         super().__init__()
         self.model, self.seen = model, []
 
-    def state(self, image, direction):
-        return self.model.state(image, direction)
+    def encode(self, image, direction):
+        return self.model.encode(image, direction)
 
-    def denoise(self, state, actions, t):
+    def denoise(self, memory, actions, t):
         self.seen.append(actions.clone())
-        return self.model.denoise(state, actions, t)
+        return self.model.denoise(memory, actions, t)
 
 
 @pytest.mark.parametrize("order", ["confidence", "ancestral"])
