@@ -123,7 +123,7 @@ def main() -> None:
             "machine": machine(),
             "env": args.env,
             "policy": args.checkpoint
-            or f"{args.preset} preset {' '.join(args.set)}, {args.train_steps} steps",
+            or " ".join([f"{args.preset} preset", *args.set, f"{args.train_steps} steps"]),
             "horizon": policy.config.model.horizon,
             "sampling_steps": d.sampling_steps,
             "exec_steps": d.exec_steps,

@@ -10,7 +10,9 @@ product measured in the same process, round by round.
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one training step
 (forward and backward): matrix products, the convolution and attention (SDPA), from the
 shapes; element-wise work, normalisation and the optimiser count nothing, so the ratio says
-how much of the step's time the arithmetic that matters gets.
+how much of the step's time the arithmetic that matters gets. ``products_alone_ratio`` is
+the same ratio for the step's matrix products replayed alone at their shapes: the ceiling
+the step would reach if nothing else ran.
 
 One thread by default, as a search trial gets on a CPU machine; on a shared machine two
 threads also collapse whenever a core is taken (OpenMP's barriers wait for the slow one).
@@ -50,6 +52,38 @@ def step_flops(trainer: Trainer) -> int:
     with FlopCounterMode(display=False) as counter:
         trainer.step()
     return counter.get_total_flops()
+
+
+def products_alone(trainer: Trainer, peak: float) -> float:
+    """FLOP/s of the step's own matrix products (every mm and addmm of one step, at its
+    shapes, on fresh contiguous tensors) divided by ``peak``: what the step would reach if
+    nothing but its products ran."""
+    with torch.profiler.profile(record_shapes=True) as profile:
+        trainer.step()
+    shapes = [e.input_shapes[:2] if e.name == "aten::mm" else e.input_shapes[1:3]
+              for e in profile.events() if e.name in ("aten::mm", "aten::addmm")]  # fmt: skip
+    flops, busy = 0, 0.0
+    for a, b in shapes:
+        x, y = torch.randn(a), torch.randn(b)
+        x @ y
+        start = time.perf_counter()
+        for _ in range(10):
+            x @ y
+        busy += (time.perf_counter() - start) / 10
+        flops += 2 * a[0] * a[1] * b[1]
+    return flops / busy / peak
+
+
+def profile_shares(trainer: Trainer, steps: int = 10, top: int = 8) -> dict[str, float]:
+    """torch.profiler over a few steps: the share of the step's time each aten op takes
+    itself (the ``top`` largest), the profile that says where the time goes."""
+    with torch.profiler.profile() as profile:
+        for _ in range(steps):
+            trainer.step()
+    ops = [e for e in profile.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in ops)
+    ops.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return {e.key: round(e.self_cpu_time_total / total, 3) for e in ops[:top]}
 
 
 def samples_per_s(trainer: Trainer, seconds: float) -> float:
@@ -103,6 +137,8 @@ def main() -> None:
             "model_gflop_s": round(median(rates[name]) * flops[name] / 1e9, 2),
             "flops_ratio": round(median(ratios[name]), 3),
             "flops_ratio_rounds": [round(r, 3) for r in ratios[name]],
+            "products_alone_ratio": round(products_alone(trainer, median(peaks)), 3),
+            "profile_self_time_shares": profile_shares(trainer),
         }
     emit(
         {
