@@ -177,10 +177,11 @@ def params_of(folder: Path) -> list[dict]:
 
 
 def test_crashing_killed_and_diverging_trials_do_not_sink_the_search(tmp_path):
-    """Faults injected for real: one trial raises at iteration 3 (the test-only switch), a
-    trial process is killed with SIGKILL mid-iteration, and one trial's loss diverges."""
+    """Faults injected for real: a trial process is killed with SIGKILL mid-iteration, one
+    trial's loss diverges from iteration 2, and one trial raises at iteration 5 (late, so the
+    kill cannot swallow it before Ray hears of it)."""
     (tmp_path / "claims").mkdir()
-    env = {**os.environ, "RUN_SEARCH_FAULT": "diverge@2,raise@3",
+    env = {**os.environ, "RUN_SEARCH_FAULT": "diverge@2,raise@5",
            "RUN_SEARCH_FAULT_DIR": str(tmp_path / "claims")}  # fmt: skip
     args = (*SMOKE, "--max-iters", 6, "--name", "f")
     driver = subprocess.Popen(
@@ -217,7 +218,7 @@ def test_crashing_killed_and_diverging_trials_do_not_sink_the_search(tmp_path):
     others = [t for t in trials.values() if t["trial_id"] != diverging]
     assert {t["status"] for t in others} <= {"completed", "pruned"}, "the search went on"
     assert sum("actor is dead" in line for line in failures) >= 1, "the killed trial is listed"
-    injected = [line.split()[1] for line in failures if "injected fault at iteration 3" in line]
+    injected = [line.split()[1] for line in failures if "injected fault at iteration 5" in line]
     raised = [trials[trial_id] for trial_id in injected]
     assert len(raised) == 1 and raised[0]["status"] in ("completed", "pruned")
     history = folder / f"trial_{raised[0]['trial_id']}" / "result.json"
