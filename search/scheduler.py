@@ -10,10 +10,17 @@ restore, so pruning goes on as it would have: a trial stopped just before the dr
 The file is YAML, not JSON: on a resume Ray copies every ``*.json`` and ``*.pkl`` of the
 experiment folder into its staging folder and later uploads those copies back over the
 originals, which would roll this state back.
+
+Rollout returns tie: early on most are exactly 0, later every policy that solves all
+layouts scores the same. Ray's ASHA stops a trial only when it is strictly below the rung's
+cutoff, so ties never stop and a search of zeros prunes nothing. Validation loss breaks the
+ties here, as the exports rank trials: the scheduler judges the metric shifted by 1e-6 x
+val/loss, which moves no real difference in return.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -24,6 +31,7 @@ from data.files import write_atomically
 
 SCHEDULERS = ("asha", "fifo")
 STATE_FILE = "asha_state.yaml"
+TIEBREAK, TIEBREAK_SCALE = "val/loss", 1e-6  # lower is better, whatever the metric's mode
 
 
 class PersistentASHA(AsyncHyperBandScheduler):
@@ -70,7 +78,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
             super().on_trial_add(tune_controller, trial)
         if trial.trial_id in self.pruned:
             return TrialScheduler.STOP
-        action = super().on_trial_result(tune_controller, trial, result)
+        action = super().on_trial_result(tune_controller, trial, self.judged(result))
         if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
             self.pruned[trial.trial_id] = int(result[self._time_attr])
         self._save()
@@ -79,8 +87,16 @@ class PersistentASHA(AsyncHyperBandScheduler):
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         self._load()
         if trial.trial_id in self._trial_info:
-            super().on_trial_complete(tune_controller, trial, result)
+            super().on_trial_complete(tune_controller, trial, self.judged(result))
         self._save()
+
+    def judged(self, result: dict) -> dict:
+        """The result with its metric shifted by the tie-break (see the module docstring)."""
+        value, loss = result.get(self._metric), result.get(TIEBREAK)
+        if self._metric == TIEBREAK or value is None or loss is None or not math.isfinite(loss):
+            return result
+        better = 1.0 if self._mode == "max" else -1.0
+        return {**result, self._metric: value - better * TIEBREAK_SCALE * loss}
 
     def on_trial_remove(self, tune_controller, trial) -> None:
         self._trial_info.pop(trial.trial_id, None)

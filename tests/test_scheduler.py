@@ -20,11 +20,23 @@ def asha(folder, max_t=9, grace=1, rf=3):
     return scheduler
 
 
-def report(scheduler, trial_id: str, iteration: int, value: float) -> str:
+def report(scheduler, trial_id: str, iteration: int, value: float, **more) -> str:
     trial = SimpleNamespace(trial_id=trial_id)
     if trial_id not in scheduler._trial_info:
         scheduler.on_trial_add(None, trial)
-    return scheduler.on_trial_result(None, trial, {"iteration": iteration, "eval/return": value})
+    result = {"iteration": iteration, "eval/return": value, **more}
+    return scheduler.on_trial_result(None, trial, result)
+
+
+def test_tied_returns_are_judged_on_validation_loss(tmp_path):
+    """Ray's ASHA stops only values strictly below the cutoff: a rung of zeros would stop
+    nothing. Validation loss breaks the tie, and cannot outweigh a real difference."""
+    scheduler = asha(tmp_path, rf=2)
+    assert report(scheduler, "a", 1, 0.0, **{"val/loss": 1.2}) == CONTINUE
+    assert report(scheduler, "b", 1, 0.0, **{"val/loss": 1.5}) == STOP, "tied, worse loss"
+    assert report(scheduler, "c", 1, 0.0, **{"val/loss": 0.9}) == CONTINUE
+    assert report(scheduler, "d", 1, 0.001, **{"val/loss": 3.0}) == CONTINUE, "better return"
+    assert report(scheduler, "e", 1, 0.5) == CONTINUE, "no validation loss: judged as is"
 
 
 def test_rungs_and_stops_survive_a_restart(tmp_path):
