@@ -226,11 +226,7 @@ def run_train(args) -> None:
         config = cfg.override(config, "data.env", args.env, "--env")
     if args.iters:
         config = cfg.override(config, "train.iters", args.iters, "--iters")
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise BadInput(f"--set {item!r} must look like key=value, e.g. model.hidden=64")
-        config = cfg.override(config, key.strip(), value.strip())
+    config = cfg.apply_sets(config, args.set)
     demos = None
     if args.data:
         from data.demos import load

@@ -103,8 +103,7 @@ def main() -> None:
         policy = policy_from_checkpoint(load_checkpoint(args.checkpoint), torch.device("cpu"))
     else:
         config = cfg.override(cfg.preset(args.preset), "data.env", args.env, "bench")
-        for key, value in (item.split("=", 1) for item in args.set):
-            config = cfg.override(config, key, value, "--set")
+        config = cfg.apply_sets(config, args.set)
         policy = trained_policy(cfg.validate(config), args.train_steps)
     d = policy.config.diffusion
     latencies = latency_ms(policy, args.env, args.calls)

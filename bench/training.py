@@ -43,8 +43,9 @@ DATA = {"data.env": "MiniGrid-DoorKey-8x8-v0", "data.episodes": 500, "data.noise
 
 
 def trainer_for(config: cfg.Config, sets: list[str]) -> Trainer:
-    for key, value in [*DATA.items(), *(item.split("=", 1) for item in sets)]:
+    for key, value in DATA.items():
         config = cfg.override(config, key, value, "bench")
+    config = cfg.apply_sets(config, sets)
     return Trainer(cfg.validate(config), load_demos(config), torch.device("cpu"))
 
 

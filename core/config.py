@@ -191,6 +191,16 @@ def override(config: Config, dotted: str, value: object, where: str = "--set") -
     return dataclasses.replace(config, **{section: dataclasses.replace(part, **{key: value})})
 
 
+def apply_sets(config: Config, items: list[str]) -> Config:
+    """``config`` with the command line's ``--set section.key=value`` items laid over it."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise BadInput(f"--set {item!r} must look like key=value, e.g. model.hidden=64")
+        config = override(config, key.strip(), value.strip())
+    return config
+
+
 def _coerce(value: object, kind: type, dotted: str, where: str) -> object:
     if isinstance(value, str) and kind is not str:
         with contextlib.suppress(yaml.YAMLError):  # not YAML: keep the string, fail below
