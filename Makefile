@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -q
+
+# The inner loop: no Ray, no subprocess, under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) data/cache

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
+from core.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, add_flags, flag_type
 from data.errors import BadInput
+from search.settings import Settings
 
 RESULTS = Path("results")
 
@@ -33,30 +35,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def number(kind: type, low: float | None = None, above: bool = False):
-    """An argparse type: a finite ``kind`` (int or float) of at least ``low`` (more than
-    ``low`` when ``above``)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            name = "whole number" if kind is int else "number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {name}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-        if low is not None and (value <= low if above else value < low):
-            bound = f"more than {low:g}" if above else f"{low:g} or more"
-            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
-        return value
-
-    return parse
-
-
-positive_int = number(int, 1)
-non_negative_int = number(int, 0)
-positive_float = number(float, 0, above=True)
-non_negative_float = number(float, 0)
+positive_int = flag_type(int, AT_LEAST_ONE)
+non_negative_int = flag_type(int, NON_NEGATIVE)
+positive_float = flag_type(float, POSITIVE)
+non_negative_float = flag_type(float, NON_NEGATIVE)
 
 SUBCOMMANDS = ("search", "train", "evaluate", "export", "data")
 
@@ -77,19 +59,8 @@ def build_parser() -> Parser:
         "ASHA stops weak trials early, the best configuration is exported for `train "
         "--config`. Other subcommands: train, evaluate, export, data (see their --help).",
     )
+    add_flags(search, Settings)
     s = search.add_argument
-    s("--env", help="MiniGrid id (default MiniGrid-DoorKey-5x5-v0)")
-    s("--num-samples", type=positive_int, help="trials to run (default 12)")
-    s("--max-iters", type=positive_int, help="iterations of a full trial (default 6)")
-    s("--space", help="default (hidden, depth, heads, lr, schedule) | wide")
-    s("--searcher", help="tpe (default) | random")
-    s("--scheduler", help="asha (default) | fifo")
-    s("--grace-period", type=positive_int, help="ASHA's first rung, in iterations (default 3)")
-    s("--reduction-factor", type=positive_float, help="ASHA keeps 1/this at each rung (3)")
-    s("--metric", help="metric to optimise (default eval/return)")
-    s("--preset", help="configuration the space is laid over (default: default)")
-    s("--seed", type=non_negative_int, help="searcher and training seed (default 0)")
-    s("--max-failures", type=non_negative_int, help="retries of a failed trial (default 2)")
     s("--cpus-per-trial", type=positive_float, help="default 1 (CPU machines)")
     s("--gpus-per-trial", type=non_negative_float, help="fractions share a GPU (default 0.25)")
     s("--max-concurrent", type=positive_int, help="trials at once (default: what fits)")
@@ -98,7 +69,6 @@ def build_parser() -> Parser:
     s("--name", help="search folder name under --results-dir (default: env and time)")
     s("--results-dir", type=Path, default=RESULTS, help="default results")
     s("--resume", action="store_true", help="continue the interrupted search --name")
-    s("--smoke", action="store_true", help="tiny budget, about a minute (tests and CI)")
 
     export = commands.add_parser("export", help="(re)write the exports of a search folder")
     export.add_argument("folder", type=Path, help="results/NAME of a search, finished or not")
@@ -129,9 +99,12 @@ def build_parser() -> Parser:
     train.add_argument("--seeds", type=positive_int, default=1, help="train this many seeds")
     train.add_argument("--out", type=Path, help="output dir (default: results/train/<name>)")
     train.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override any key, e.g. --set model.hidden=64 --set train.lr=3e-4",
-    )  # fmt: skip
+    )
 
     evaluate = commands.add_parser("evaluate", help="roll a checkpoint out in the environment")
     evaluate.add_argument("checkpoint", type=Path)
@@ -142,32 +115,35 @@ def build_parser() -> Parser:
 
 
 def run_search(args) -> None:
-    from search.tuner import run, settings_from
+    from search.console import report
+    from search.tuner import run
 
-    flags = {
-        "env": args.env, "num_samples": args.num_samples, "max_iters": args.max_iters,
-        "space": args.space, "searcher": args.searcher, "scheduler": args.scheduler,
-        "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
-        "metric": args.metric, "preset": args.preset, "seed": args.seed,
-        "max_failures": args.max_failures, "smoke": args.smoke or None,
-    }  # fmt: skip
+    flags = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
     if args.resume and not args.name:
         raise BadInput("--resume needs the --name of the search to continue")
-    if args.resume and any(v is not None for v in flags.values()):
+    if args.resume and flags:
         raise BadInput(
             "--resume continues a search with its own settings; drop the other search options"
         )
-    settings = None if args.resume else settings_from(flags)
+    settings = None if args.resume else Settings.given(flags)
     name = args.name or default_name(settings)
     outcome = run(
-        settings, args.results_dir, name, resume=args.resume, address=args.address,
-        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent, dashboard_host=args.dashboard_host,
-    )  # fmt: skip
+        settings,
+        args.results_dir,
+        name,
+        resume=args.resume,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        dashboard_host=args.dashboard_host,
+    )
     report(outcome)
     if not outcome["finished"]:
-        print(f"the search was interrupted; continue it with: python run_search.py "
-              f"--name {name} --resume")  # fmt: skip
+        print(
+            "the search was interrupted; continue it with: python run_search.py "
+            f"--name {name} --resume"
+        )
 
 
 def default_name(settings) -> str:
@@ -175,23 +151,8 @@ def default_name(settings) -> str:
     return f"{env}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def report(outcome: dict) -> None:
-    folder, best = outcome["folder"], outcome["best"]
-    counts = ", ".join(f"{n} {s}" for s, n in outcome["counts"].items() if n)
-    print(f"\ntrials: {counts or 'none'}")
-    if best is None:
-        print("no trial reported a result yet")
-        return
-    print(f"best trial {best.trial_id} ({best.status}, {best.iterations} iterations):")
-    for key in ("eval/return", "eval/success", "eval/len_ratio", "val/loss"):
-        print(f"  {key:<15} {best.last(key):.3f}")
-    for key, value in sorted(best.params.items()):
-        print(f"  {key:<25} {value:.4g}" if isinstance(value, float) else f"  {key:<25} {value}")
-    print(f"wrote {folder / 'best_config.yaml'}, trials.csv, summary.md, plots/")
-    print(f"retrain: python run_search.py train --config {folder / 'best_config.yaml'} --seeds 3")
-
-
 def run_export(args) -> None:
+    from search.console import report
     from search.export import export
 
     outcome = export(args.folder)
@@ -202,7 +163,7 @@ def run_data(args) -> None:
     from data.demos import cached, generate, save
 
     if args.out is None:
-        from core.runs import DATA_CACHE
+        from data.demos import DATA_CACHE
 
         demos, meta, path = cached(args.env, args.episodes, args.seed, DATA_CACHE, args.noise)
     else:
@@ -216,7 +177,7 @@ def run_data(args) -> None:
 
 def run_train(args) -> None:
     from core import config as cfg
-    from core.runs import train_seeds
+    from core.seed_runs import train_seeds
 
     if args.config and args.preset:
         raise BadInput("give either --config or --preset, not both")
@@ -254,7 +215,7 @@ def run_train(args) -> None:
 
 
 def run_evaluate(args) -> None:
-    from core.runs import evaluate_checkpoint
+    from core.evaluate import evaluate_checkpoint
 
     if args.gif is not None and args.gif.suffix.lower() != ".gif":
         raise BadInput(f"--gif {args.gif} must end in .gif")

@@ -23,23 +23,37 @@ from pathlib import Path
 from bench.measure import ROOT, emit, load, machine, median
 from bench.search import run_search
 from search.export import rank
-from search.results import read_record, read_trials
+from search.record import read_record
+from search.results import read_trials
 
 # Small enough for three repeats of both arms in about 15 minutes on 2 cores: the smoke
 # budget's iterations (10 optimiser steps, 10 evaluation episodes) on the one-step `bc`
 # preset, which learns within it where the diffusion preset needs 10x the updates. How fast
 # a configuration learns here depends strongly on it (learning rate above all): at iteration
 # 10 one learning rate has return 0.39, another 0.
-BUDGET = ["--smoke", "--preset", "bc", "--num-samples", "12", "--max-iters", "16",
-          "--grace-period", "4", "--reduction-factor", "2"]  # fmt: skip
-ARMS = {"asha_tpe": ["--searcher", "tpe", "--scheduler", "asha"],
-        "fifo_random": ["--searcher", "random", "--scheduler", "fifo"]}  # fmt: skip
+BUDGET = [
+    "--smoke",
+    "--preset",
+    "bc",
+    "--num-samples",
+    "12",
+    "--max-iters",
+    "16",
+    "--grace-period",
+    "4",
+    "--reduction-factor",
+    "2",
+]
+ARMS = {
+    "asha_tpe": ["--searcher", "tpe", "--scheduler", "asha"],
+    "fifo_random": ["--searcher", "random", "--scheduler", "fifo"],
+}
 
 
 def iterations_to_target(folder: Path, target: float) -> dict:
-    record = read_record(folder)
-    metric, max_iters = record["settings"]["metric"], int(record["settings"]["max_iters"])
-    trials = read_trials(folder, max_iters)
+    settings, _ = read_record(folder)
+    metric = settings.metric
+    trials = read_trials(folder, settings.max_iters)
     results = sorted(
         (r.get("timestamp", 0), r["iteration"], r.get(metric, float("-inf")))
         for t in trials
@@ -50,7 +64,7 @@ def iterations_to_target(folder: Path, target: float) -> dict:
         best = max(best, value)
         if reached is None and best >= target:
             reached = count
-    ranked = rank(trials, metric, "max")
+    ranked = rank(trials, metric)
     return {
         "reached": reached is not None,
         "trial_iterations_to_target": reached if reached is not None else len(results),
@@ -75,8 +89,13 @@ def main() -> None:
         for arm, flags in ARMS.items():  # interleaved, so both see the same machine load
             folder = args.out / f"asha-vs-fifo-{stamp}" / f"{arm}-seed{seed}"
             command_s = run_search(folder, [*budget, *flags, "--seed", str(seed)])
-            runs[arm].append({"seed": seed, **iterations_to_target(folder, args.target),
-                              "command_s": round(command_s, 1)})  # fmt: skip
+            runs[arm].append(
+                {
+                    "seed": seed,
+                    **iterations_to_target(folder, args.target),
+                    "command_s": round(command_s, 1),
+                }
+            )
     needed = {
         arm: median([r["trial_iterations_to_target"] for r in rs]) for arm, rs in runs.items()
     }

@@ -24,14 +24,15 @@ import torch
 from bench.measure import emit, load, machine, median
 from core import config as cfg
 from core.checkpoint import load_checkpoint
-from core.evaluate import Policy, play_episodes
-from core.runs import load_demos
-from core.trainer import Trainer, policy_from_checkpoint
+from core.evaluate import play_episodes
+from core.policy import Policy, policy_from_checkpoint
+from core.trainer import Trainer
+from data.demos import for_data
 from data.envs import eval_seeds, make_env
 
 
 def trained_policy(config: cfg.Config, steps: int) -> Policy:
-    trainer = Trainer(config, load_demos(config), torch.device("cpu"))
+    trainer = Trainer(config, for_data(config.data), torch.device("cpu"))
     for _ in range(steps):
         trainer.step()
     model = trainer.eval_model.eval()  # as a checkpoint is played (policy_from_checkpoint)

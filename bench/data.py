@@ -21,7 +21,7 @@ import torch
 
 from bench.control import bare_steps_per_s
 from bench.measure import emit, load, machine, median
-from core.trainer import Chunks
+from core.chunks import Chunks
 from data.demos import generate
 from data.demos import load as load_demos
 from data.demos import save as save_demos

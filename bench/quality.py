@@ -33,10 +33,21 @@ PRESETS = ["default", "seed", "bc"]
 def command(preset: str, env: str, out: Path, sets: list[str]) -> list[str]:
     extra = [arg for item in sets for arg in ("--set", item)]
     return [
-        sys.executable, "run_search.py", "train", "--preset", preset, "--env", env,
-        "--set", "train.eval_episodes=100", "--set", "train.threads=1", *extra,
-        "--out", str(out),
-    ]  # fmt: skip
+        sys.executable,
+        "run_search.py",
+        "train",
+        "--preset",
+        preset,
+        "--env",
+        env,
+        "--set",
+        "train.eval_episodes=100",
+        "--set",
+        "train.threads=1",
+        *extra,
+        "--out",
+        str(out),
+    ]
 
 
 def run(preset: str, env: str, root: Path, sets: list[str]) -> dict:

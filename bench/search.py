@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from bench.measure import ROOT, emit, load, machine
-from search.results import read_record, read_trials
+from search.record import read_record
+from search.results import read_trials
 
 SHORT = ["--smoke", "--num-samples", "12"]
 
@@ -31,8 +32,15 @@ def run_search(folder: Path, flags: list[str]) -> float:
     """Run a search into ``folder``; returns the wall seconds of the whole command (Ray start,
     demonstrations, search, exports). Its output goes to ``folder``.log."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "run_search.py", "--name", folder.name,
-               "--results-dir", str(folder.parent), *flags]  # fmt: skip
+    command = [
+        sys.executable,
+        "run_search.py",
+        "--name",
+        folder.name,
+        "--results-dir",
+        str(folder.parent),
+        *flags,
+    ]
     # RAY_ADDRESS=local: always start a private Ray, even where `ray start` left one running.
     env = {**os.environ, "RAY_ADDRESS": "local"}
     start = time.perf_counter()
@@ -42,8 +50,8 @@ def run_search(folder: Path, flags: list[str]) -> float:
 
 
 def efficiency(folder: Path) -> dict:
-    record = read_record(folder)
-    trials = read_trials(folder, int(record["settings"]["max_iters"]))
+    settings, record = read_record(folder)
+    trials = read_trials(folder, settings.max_iters)
     wall, cpus = float(record["wall_s"]), float(record["cpus"])
     busy = sum(t.busy_s for t in trials)
     iterations = sum(t.iterations for t in trials)

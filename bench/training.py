@@ -29,8 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.measure import emit, load, machine, matmul_flops, median
 from core import config as cfg
-from core.runs import load_demos
 from core.trainer import Trainer
+from data.demos import for_data
 
 # A large configuration for scale: the default's recipe at the seed's width and more depth.
 LARGE = dataclasses.replace(
@@ -46,7 +46,7 @@ def trainer_for(config: cfg.Config, sets: list[str]) -> Trainer:
     for key, value in DATA.items():
         config = cfg.override(config, key, value, "bench")
     config = cfg.apply_sets(config, sets)
-    return Trainer(cfg.validate(config), load_demos(config), torch.device("cpu"))
+    return Trainer(cfg.validate(config), for_data(config.data), torch.device("cpu"))
 
 
 def step_flops(trainer: Trainer) -> int:
@@ -61,8 +61,11 @@ def products_alone(trainer: Trainer, peak: float) -> float:
     nothing but its products ran."""
     with torch.profiler.profile(record_shapes=True) as profile:
         trainer.step()
-    shapes = [e.input_shapes[:2] if e.name == "aten::mm" else e.input_shapes[1:3]
-              for e in profile.events() if e.name in ("aten::mm", "aten::addmm")]  # fmt: skip
+    shapes = [
+        e.input_shapes[:2] if e.name == "aten::mm" else e.input_shapes[1:3]
+        for e in profile.events()
+        if e.name in ("aten::mm", "aten::addmm")
+    ]
     flops, busy = 0, 0.0
     for a, b in shapes:
         x, y = torch.randn(a), torch.randn(b)

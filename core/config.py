@@ -1,77 +1,111 @@
 """Configuration: one frozen dataclass per concern, and the file format they share.
 
 A YAML configuration, a checkpoint and a search's best-config export all hold the
-same structure: ``{data: {...}, model: {...}, diffusion: {...}, train: {...}}``.
+same structure: ``{data: {...}, model: {...}, diffusion: {...}, train: {...}}``. Each key is
+declared once below (``core/fields.py``): its type (a ``Literal`` names the allowed values),
+its default (the ``default`` preset's value), its range and a one-line doc; ``--set``,
+YAML files and the validation messages all read those declarations.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
+from core import fields
+from core.diffusion import SCHEDULES
+from core.fields import NON_NEGATIVE, POSITIVE, PROBABILITY, Range, setting
 from data.demos import PLAN_LENGTH
 from data.envs import check_env_id
 from data.errors import BadInput
 
+ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    env: str = "MiniGrid-DoorKey-8x8-v0"  # MiniGrid id, one of the reach-the-goal families
-    episodes: int = 500  # expert demonstrations generated (train + validation)
-    seed: int = 0  # picks the demonstration and the held-out evaluation episodes (disjoint)
-    val_fraction: float = 0.1  # share of episodes held out for validation loss
-    noise: float = 0.0  # chance of a random executed action in a demonstration (DART); labels
-    # stay the expert's shortest plan from each visited state, so the data shows recoveries
+    env: str = setting("MiniGrid-DoorKey-8x8-v0", "MiniGrid id, one of the reach-the-goal families")
+    episodes: int = setting(2000, "expert demonstrations generated (train + validation)", Range(2))
+    seed: int = setting(0, "picks the demonstration, selection and test episodes", NON_NEGATIVE)
+    val_fraction: float = setting(
+        0.1, "share of episodes held out for validation loss", Range(0, 1, open_low=True)
+    )
+    noise: float = setting(
+        0.3,
+        "chance of a random executed action in a demonstration (DART); labels stay the "
+        "expert's shortest plan from each visited state, so the data shows recoveries",
+        PROBABILITY,
+    )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    hidden: int = 128  # transformer width D
-    depth: int = 4  # DiT blocks
-    heads: int = 4  # attention heads (must divide hidden)
-    mlp_ratio: float = 4.0  # MLP width / hidden
-    dropout: float = 0.1
-    conditioning: str = "pool"  # pool: mean state token into adaLN; prefix: state tokens in context
-    layout: str = "joint"  # prefix only: joint (all tokens attend to all, modulated by t) |
-    # encoder (state tokens attend to each other only, unmodulated: encoded once per plan)
-    horizon: int = 49  # action tokens predicted per plan (the chunk length H)
+    hidden: int = setting(64, "transformer width D", POSITIVE)
+    depth: int = setting(3, "DiT blocks", POSITIVE)
+    heads: int = setting(4, "attention heads (must divide hidden)", POSITIVE)
+    mlp_ratio: float = setting(4.0, "MLP width / hidden", POSITIVE)
+    dropout: float = setting(0.0, "dropout in attention and MLP", PROBABILITY)
+    conditioning: Literal["pool", "prefix"] = setting(
+        "prefix", "pool: mean state token into adaLN; prefix: state tokens in context"
+    )
+    layout: Literal["joint", "encoder"] = setting(
+        "joint",
+        "prefix only: joint (all tokens attend to all, modulated by t) | encoder (state "
+        "tokens attend to each other only, unmodulated: encoded once per plan)",
+    )
+    horizon: int = setting(8, "action tokens predicted per plan (the chunk length H)", POSITIVE)
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    schedule: str = "cosine"  # mask ratio over t: cosine | linear | loglinear | full (one-step BC)
-    weighting: str = "none"  # none: plain masked CE (MaskGIT); elbo: MDLM's -alpha'/(1-alpha)
-    antithetic: bool = False  # stratified t within a batch (lower loss variance)
-    timesteps: int = 100  # t drawn from {1..T}/T; 0 means continuous time
-    sampler: str = "confidence"  # confidence (MaskGIT order) | ancestral (MDLM)
-    sampling_steps: int = 4  # K denoising steps per plan
-    exec_steps: int = 4  # actions executed from each plan before replanning
+    schedule: ScheduleName = setting("linear", "mask ratio over t (full: one-step BC)")
+    weighting: Literal["none", "elbo"] = setting(
+        "none", "none: plain masked CE (MaskGIT); elbo: MDLM's -alpha'/(1-alpha)"
+    )
+    antithetic: bool = setting(True, "stratified t within a batch (lower loss variance)")
+    timesteps: int = setting(100, "t drawn from {1..T}/T; 0 means continuous time", NON_NEGATIVE)
+    sampler: Literal["confidence", "ancestral"] = setting(
+        "confidence", "confidence (MaskGIT order) | ancestral (MDLM)"
+    )
+    sampling_steps: int = setting(2, "K denoising steps per plan", POSITIVE)
+    exec_steps: int = setting(2, "actions executed from each plan before replanning", POSITIVE)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    lr_schedule: str = "plateau"  # plateau: ReduceLROnPlateau on val loss | cosine: warmup + cosine
-    warmup_steps: int = 0  # linear warm-up (cosine schedule only)
-    plateau_patience: int = 5  # iterations without val-loss progress before the lr is cut
-    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
-    ema: float = 0.0  # EMA decay of the weights used for evaluation; 0 disables
-    iters: int = 20  # Tune-style iterations
-    steps_per_iter: int = 100  # optimiser steps in one iteration (the search's time unit)
-    dagger_every: int = 0  # every this many iterations, relabel the policy's own states; 0: off
-    dagger_episodes: int = 100  # training-seed episodes the policy plays per relabelling
-    eval_every: int = 5  # roll the policy out every this many iterations (and at the last)
-    eval_episodes: int = 50  # held-out episodes per rollout evaluation
-    seed: int = 0  # weights and batches (evaluation episodes follow data.seed)
-    threads: int = 0  # torch CPU threads; 0 leaves torch's default
-    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
+    batch_size: int = setting(64, "samples per optimiser step", POSITIVE)
+    lr: float = setting(2e-3, "AdamW learning rate", POSITIVE)
+    weight_decay: float = setting(1e-4, "AdamW weight decay", NON_NEGATIVE)
+    lr_schedule: Literal["plateau", "cosine"] = setting(
+        "cosine", "plateau: ReduceLROnPlateau on val loss | cosine: warm-up + cosine decay"
+    )
+    warmup_steps: int = setting(100, "linear warm-up steps (cosine schedule only)", NON_NEGATIVE)
+    plateau_patience: int = setting(
+        5, "iterations without val-loss progress before the lr is cut", NON_NEGATIVE
+    )
+    grad_clip: float = setting(1.0, "max gradient norm; 0 disables clipping", NON_NEGATIVE)
+    ema: float = setting(0.99, "EMA decay of the weights used for evaluation; 0: off", PROBABILITY)
+    iters: int = setting(30, "Tune-style iterations", POSITIVE)
+    steps_per_iter: int = setting(
+        100, "optimiser steps in one iteration (the search's time unit)", POSITIVE
+    )
+    dagger_every: int = setting(
+        2, "every this many iterations, relabel the policy's own states; 0: off", NON_NEGATIVE
+    )
+    dagger_episodes: int = setting(
+        200, "training-seed episodes the policy plays per relabelling", NON_NEGATIVE
+    )
+    eval_every: int = setting(5, "roll out every this many iterations (and at the last)", POSITIVE)
+    eval_episodes: int = setting(50, "selection episodes per rollout evaluation", POSITIVE)
+    seed: int = setting(0, "weights and batches (episodes follow data.seed)", NON_NEGATIVE)
+    threads: int = setting(0, "torch CPU threads; 0 leaves torch's default", NON_NEGATIVE)
+    device: Literal["auto", "cpu", "cuda", "mps"] = setting(
+        "auto", "auto (cuda > mps > cpu) | cpu | cuda | mps"
+    )
 
 
 @dataclass(frozen=True)
@@ -82,65 +116,13 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-SECTION_TYPES = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "diffusion": DiffusionConfig,
-    "train": TrainConfig,
-}
-CHOICES = {
-    "model.conditioning": ("pool", "prefix"),
-    "model.layout": ("joint", "encoder"),
-    "diffusion.schedule": ("cosine", "linear", "loglinear", "full"),
-    "diffusion.weighting": ("none", "elbo"),
-    "diffusion.sampler": ("confidence", "ancestral"),
-    "train.lr_schedule": ("plateau", "cosine"),
-    "train.device": ("auto", "cpu", "cuda", "mps"),
-}
+SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 
-# The seed configuration of DESIGN.md, exactly: 49 action tokens, cosine schedule, 100 diffusion
-# steps (the training time grid). It names no sampling-step count; plans use the prototype's 4.
-SEED = Config(data=DataConfig(env="MiniGrid-Empty-8x8-v0"))
-
-# Chosen by measurement (docs/quality.md): a narrower, shallower model with in-context state
-# tokens, short plans replanned often, a larger warmed-up learning rate and EMA weights learns
-# far more per CPU-second than the seed; noisy demonstrations and DAgger relabelling show it
-# the states its own mistakes lead to, where pure cloning loops.
-DEFAULT = Config(
-    data=DataConfig(episodes=2000, noise=0.3),
-    model=ModelConfig(hidden=64, depth=3, heads=4, dropout=0.0, conditioning="prefix", horizon=8),
-    diffusion=DiffusionConfig(schedule="linear", antithetic=True, sampling_steps=2, exec_steps=2),
-    train=TrainConfig(
-        batch_size=64,
-        lr=2e-3,
-        weight_decay=1e-4,
-        lr_schedule="cosine",
-        warmup_steps=100,
-        ema=0.99,
-        iters=30,
-        steps_per_iter=100,
-        dagger_every=2,
-        dagger_episodes=200,
-        eval_every=5,
-    ),
-)
-
-# One-step behaviour cloning on the same tokens and backbone: a single action token, always
-# masked, predicted in one step.
-BC = dataclasses.replace(
-    DEFAULT,
-    model=dataclasses.replace(DEFAULT.model, horizon=1),
-    diffusion=dataclasses.replace(
-        DEFAULT.diffusion,
-        schedule="full",
-        weighting="none",
-        antithetic=False,
-        sampling_steps=1,
-        exec_steps=1,
-    ),
-)
-
-PRESETS = {"seed": SEED, "default": DEFAULT, "bc": BC}
+# Chosen by measurement (docs/quality.md), and so the dataclass defaults: a narrow, shallow
+# model with in-context state tokens, short plans replanned often, a larger warmed-up learning
+# rate and EMA weights learns far more per CPU-second than the seed; noisy demonstrations and
+# DAgger relabelling show it the states its own mistakes lead to, where pure cloning loops.
+DEFAULT = Config()
 
 
 def preset(name: str) -> Config:
@@ -174,6 +156,27 @@ def from_dict(raw: object, base: Config = DEFAULT, where: str = "configuration")
     return validate(config)
 
 
+# A search trial's parameters are flat ``section.key`` values; names under ``space.`` are the
+# searcher's sampling coordinates (e.g. ``space.log2_hidden``), recorded beside the real values
+# they stand for and never applied.
+COORDINATES = "space."
+
+
+def from_flat(values: dict[str, object], base: Config = DEFAULT, where: str = "--set") -> Config:
+    """``base`` with flat ``section.key`` values set (a trial's parameters, a preset's changes),
+    validated; sampling coordinates are skipped."""
+    config = base
+    for key, value in values.items():
+        if not key.startswith(COORDINATES):
+            config = override(config, key, value, where)
+    return validate(config)
+
+
+def flat(config: Config) -> dict[str, object]:
+    """``section.key`` -> value, the inverse of ``from_flat``."""
+    return {f"{s}.{k}": v for s, part in to_dict(config).items() for k, v in part.items()}
+
+
 def override(config: Config, dotted: str, value: object, where: str = "--set") -> Config:
     """Return ``config`` with ``section.key`` set to ``value`` (a string is parsed as YAML)."""
     section, _, key = dotted.partition(".")
@@ -183,11 +186,10 @@ def override(config: Config, dotted: str, value: object, where: str = "--set") -
             f"{', '.join(SECTION_TYPES)} (e.g. model.hidden=64)"
         )
     part = getattr(config, section)
-    fields = {f.name: f for f in dataclasses.fields(part)}
-    if key not in fields:
-        raise BadInput(f"{where}: unknown key {dotted!r}; {section} keys are {', '.join(fields)}")
-    current = getattr(part, key)
-    value = _coerce(value, type(current), dotted, where)
+    names = [f.name for f in dataclasses.fields(part)]
+    if key not in names:
+        raise BadInput(f"{where}: unknown key {dotted!r}; {section} keys are {', '.join(names)}")
+    value = fields.coerce(type(part), key, value, dotted, where)
     return dataclasses.replace(config, **{section: dataclasses.replace(part, **{key: value})})
 
 
@@ -201,41 +203,12 @@ def apply_sets(config: Config, items: list[str]) -> Config:
     return config
 
 
-def _coerce(value: object, kind: type, dotted: str, where: str) -> object:
-    if isinstance(value, str) and kind is not str:
-        with contextlib.suppress(yaml.YAMLError):  # not YAML: keep the string, fail below
-            value = yaml.safe_load(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise BadInput(f"{where}: {dotted} must be {kind.__name__}, got {value!r}; fix the value")
-    return value
-
-
 def validate(config: Config) -> Config:
-    """Reject configurations that cannot train; each message says what to change."""
+    """Reject configurations that cannot train; each message says what to change. Each key's
+    own values and range come from its declaration; the rules between keys are here."""
     check_env_id(config.data.env)
-    flat = {f"{s}.{k}": v for s, part in to_dict(config).items() for k, v in part.items()}
-    for key, allowed in CHOICES.items():
-        if flat[key] not in allowed:
-            raise BadInput(f"{key} is {flat[key]!r}: use one of {', '.join(allowed)}")
-    positive = [
-        "data.episodes", "model.hidden", "model.depth", "model.heads", "model.horizon",
-        "diffusion.sampling_steps", "diffusion.exec_steps", "train.batch_size", "train.lr",
-        "train.iters", "train.steps_per_iter", "train.eval_every", "train.eval_episodes",
-        "model.mlp_ratio",
-    ]  # fmt: skip
-    for key in positive:
-        if not (flat[key] > 0 and math.isfinite(flat[key])):
-            raise BadInput(f"{key} is {flat[key]!r}: it must be a positive number")
-    non_negative = [
-        "data.seed", "train.seed", "train.weight_decay", "train.warmup_steps",
-        "train.grad_clip", "train.threads", "diffusion.timesteps", "train.plateau_patience",
-        "train.dagger_every", "train.dagger_episodes",
-    ]  # fmt: skip
-    for key in non_negative:
-        if not (flat[key] >= 0 and math.isfinite(flat[key])):
-            raise BadInput(f"{key} is {flat[key]!r}: it must be zero or more")
+    for section in SECTION_TYPES:
+        fields.check(getattr(config, section), prefix=f"{section}.")
     m, d = config.model, config.diffusion
     if m.hidden % m.heads:
         raise BadInput(
@@ -267,16 +240,6 @@ def validate(config: Config) -> Config:
             f"model.horizon={m.horizon} is more than the {PLAN_LENGTH} expert actions a "
             f"demonstration stores per step: use at most {PLAN_LENGTH}"
         )
-    if not 0.0 <= config.data.noise < 1.0:
-        raise BadInput(f"data.noise is {config.data.noise}: use a probability in [0, 1)")
-    if not 0.0 <= config.train.ema < 1.0:
-        raise BadInput(f"train.ema is {config.train.ema}: use 0 (off) or a decay in (0, 1)")
-    if not 0.0 < config.data.val_fraction < 1.0:
-        raise BadInput(f"data.val_fraction is {config.data.val_fraction}: use a value in (0, 1)")
-    if config.data.episodes < 2:
-        raise BadInput("data.episodes must be at least 2 (one for training, one for validation)")
-    if not 0.0 <= m.dropout < 1.0:
-        raise BadInput(f"model.dropout is {m.dropout}: use a value in [0, 1)")
     return config
 
 
@@ -306,3 +269,47 @@ def load_yaml(path: Path, base: Config = DEFAULT) -> Config:
 
 def dump_yaml(config: Config, extra: dict | None = None) -> str:
     return yaml.safe_dump({**to_dict(config), **(extra or {})}, sort_keys=False)
+
+
+# The seed configuration of DESIGN.md, exactly: 49 action tokens, cosine schedule, 100 diffusion
+# steps (the training time grid). It names no sampling-step count; plans use the prototype's 4.
+SEED = from_flat(
+    {
+        "data.env": "MiniGrid-Empty-8x8-v0",
+        "data.episodes": 500,
+        "data.noise": 0.0,
+        "model.hidden": 128,
+        "model.depth": 4,
+        "model.dropout": 0.1,
+        "model.conditioning": "pool",
+        "model.horizon": 49,
+        "diffusion.schedule": "cosine",
+        "diffusion.antithetic": False,
+        "diffusion.sampling_steps": 4,
+        "diffusion.exec_steps": 4,
+        "train.batch_size": 16,
+        "train.lr": 1e-3,
+        "train.lr_schedule": "plateau",
+        "train.warmup_steps": 0,
+        "train.ema": 0.0,
+        "train.iters": 20,
+        "train.dagger_every": 0,
+        "train.dagger_episodes": 100,
+    },
+)
+
+# One-step behaviour cloning on the same tokens and backbone: a single action token, always
+# masked, predicted in one step.
+BC = from_flat(
+    {
+        "model.horizon": 1,
+        "diffusion.schedule": "full",
+        "diffusion.weighting": "none",
+        "diffusion.antithetic": False,
+        "diffusion.sampling_steps": 1,
+        "diffusion.exec_steps": 1,
+    },
+)
+
+PRESETS = {"seed": SEED, "default": DEFAULT, "bc": BC}
+Preset = Literal["seed", "default", "bc"]

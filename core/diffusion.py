@@ -9,12 +9,15 @@ predicted, and unmasked tokens are carried over unchanged).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
 
-from core.config import DiffusionConfig
 from core.tokens import MASK
+
+if TYPE_CHECKING:  # core/config.py reads this file's schedule names
+    from core.config import DiffusionConfig
 
 
 class Schedule:
@@ -78,7 +81,8 @@ class Full(Schedule):
         raise ValueError("the full schedule has no ELBO weight (alpha is constant)")
 
 
-SCHEDULES = {"linear": Linear, "cosine": Cosine, "loglinear": LogLinear, "full": Full}
+# The schedule names a configuration may use (``diffusion.schedule``).
+SCHEDULES = {"cosine": Cosine, "linear": Linear, "loglinear": LogLinear, "full": Full}
 
 
 def make_schedule(name: str) -> Schedule:
@@ -91,9 +95,10 @@ def sample_t(
     """Diffusion times (B,) in (0, 1]. Antithetic sampling spreads one uniform draw evenly over
     the batch (MDLM's low-discrepancy sampler); ``timesteps`` > 0 rounds up to {1..T}/T."""
     if config.antithetic:
-        u = (torch.rand(1, generator=generator, device=device) + torch.arange(
-            batch, device=device
-        ) / batch) % 1.0  # fmt: skip
+        u = (
+            torch.rand(1, generator=generator, device=device)
+            + torch.arange(batch, device=device) / batch
+        ) % 1.0
     else:
         u = torch.rand(batch, generator=generator, device=device)
     if config.timesteps > 0:
@@ -109,17 +114,6 @@ def corrupt(
     ratio = schedule.mask_ratio(t)[:, None]  # (B, 1)
     masked = torch.rand(actions.shape, generator=generator, device=actions.device) < ratio
     return torch.where(masked, torch.full_like(actions, MASK), actions), masked
-
-
-def subs(logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """SUBS parameterisation: log-probabilities over the actions where z is masked, and a
-    one-hot on the given token where it is not (unmasked tokens are carried over).
-    logits (B, H, A), z (B, H) -> log-probs (B, H, A)."""
-    log_probs = F.log_softmax(logits.float(), dim=-1)
-    kept = z != MASK
-    carried = torch.full_like(log_probs, -math.inf)
-    carried.scatter_(-1, z.clamp(max=logits.shape[-1] - 1)[..., None], 0.0)
-    return torch.where(kept[..., None], carried, log_probs)
 
 
 def masked_loss(

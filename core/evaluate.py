@@ -10,17 +10,20 @@ and is stopped at once and scored a failure (return 0).
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
+from PIL import Image
 
-from core.config import Config
-from core.diffusion import make_schedule
-from core.sampler import sample_plan
+from core.checkpoint import load_checkpoint
+from core.device import pick_device
+from core.policy import Policy, policy_from_checkpoint
 from data.demos import padded
 from data.envs import eval_seeds, make_env
 from data.expert import shortest_plan
+from data.files import write_atomically
 
 
 @dataclass
@@ -31,37 +34,6 @@ class Episode:
     reward: float = 0.0
     success: bool = False
     done: bool = False
-
-
-class Policy:
-    """A trained denoiser plus the plan/execute rule of its configuration."""
-
-    def __init__(self, model: torch.nn.Module, config: Config, device: torch.device):
-        self.model = model
-        self.config = config
-        self.device = device
-        self.schedule = make_schedule(config.diffusion.schedule)
-
-    def plan(self, images: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        """(B, 7, 7, 3), (B,) -> the first exec_steps actions of each plan, (B, exec_steps)."""
-        d = self.config.diffusion
-        was_training = self.model.training
-        if was_training:  # eval() walks every submodule: skipped when already there
-            self.model.eval()
-        generator = torch.Generator(device=self.device).manual_seed(0)
-        actions = sample_plan(
-            self.model,
-            torch.from_numpy(images).to(self.device),
-            torch.from_numpy(directions).to(self.device),
-            self.config.model.horizon,
-            d.sampling_steps,
-            self.schedule,
-            d.sampler,
-            generator,
-        )
-        if was_training:
-            self.model.train()
-        return actions[:, : d.exec_steps].cpu().numpy()
 
 
 def state_key(env) -> bytes:
@@ -161,3 +133,25 @@ def play_episodes(
     for env in envs:
         env.close()
     return runs
+
+
+def evaluate_checkpoint(
+    path: Path, episodes: int, seed: int, gif: Path | None = None
+) -> dict[str, float]:
+    """Roll a saved policy out on held-out seeds; optionally save the first episode as a GIF."""
+    payload = load_checkpoint(path)
+    policy = policy_from_checkpoint(payload, pick_device("auto"))
+    frames: list | None = [] if gif is not None else None
+    metrics = rollout(policy, policy.config.data.env, episodes, seed, frames)
+    if gif is not None:
+        save_gif(frames, gif)
+    return metrics
+
+
+def save_gif(frames: list, path: Path) -> None:
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0
+    )
+    write_atomically(path, buffer.getvalue())

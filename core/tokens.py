@@ -10,12 +10,10 @@ are never executed because the episode has already ended.
 from __future__ import annotations
 
 import torch
+from minigrid.core.actions import Actions
 from torch import nn
 
-from data.expert import ACTION_NAMES
-
-NUM_ACTIONS = len(ACTION_NAMES)  # left, right, forward, pickup, drop, toggle, done
-DONE = ACTION_NAMES.index("done")
+NUM_ACTIONS = len(Actions)  # left, right, forward, pickup, drop, toggle, done
 MASK = NUM_ACTIONS  # the absorbing token of masked diffusion; never predicted (SUBS)
 VOCAB = NUM_ACTIONS + 1
 

@@ -2,22 +2,11 @@
 
 Everything that learns lives in core/trainer.py and runs without Ray; this file only turns
 a trial's parameters into a Config, places the work on what Ray granted, and reports one
-result (with a checkpoint) per iteration. Parameters are flat ``section.key`` names; names in
-the ``space`` section are the searcher's sampling coordinates (e.g. ``space.log2_hidden``)
-and are recorded, not applied: the space also returns the real values they stand for.
-
-Fault injection, for tests only and off unless set: ``RUN_SEARCH_FAULT=raise@K,diverge@K``
-with ``RUN_SEARCH_FAULT_DIR`` naming an empty folder every trial process can write.
-``raise@K``: the first trial to start iteration K raises, once (its retry goes on from the
-checkpoint). ``diverge@K``: the first trial to start iteration K has its weights set to NaN at
-every attempt, so its loss diverges each time and it ends as an error. Which trial a fault
-belongs to is kept in that folder, so it holds across reused, restarted and killed processes.
+result (with a checkpoint) per iteration.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import tempfile
 from pathlib import Path
 
@@ -26,24 +15,13 @@ import torch
 from ray import tune
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.config import Config, from_dict, override, validate
+from core.config import from_dict, from_flat
+from core.faults import inject_faults
+from core.metrics import HEADLINE, TIME
 from core.trainer import Trainer
 from data.demos import Demos
 
-COORDINATES = "space."  # sampling coordinates of the search space, not configuration keys
 CHECKPOINT = "checkpoint.pt"
-# Reported first: Ray's live trial table shows the first few metrics of a result.
-HEADLINE = ("eval/return", "eval/success", "val/loss", "perf/samples_per_s")
-FAULT, FAULT_DIR = "RUN_SEARCH_FAULT", "RUN_SEARCH_FAULT_DIR"
-
-
-def trial_config(params: dict, base: dict) -> Config:
-    """The base configuration (nested dict) with a trial's flat ``section.key`` values set."""
-    config = from_dict(base, where="search base configuration")
-    for key, value in params.items():
-        if not key.startswith(COORDINATES):
-            config = override(config, key, value, where="trial parameters")
-    return validate(config)
 
 
 def granted_device(requested: str) -> str:
@@ -67,7 +45,8 @@ def train_trial(params: dict, demos: Demos, base: dict) -> None:
     iteration after its checkpoint; its report carries the same ``iteration`` and the
     exports keep the last report of each iteration.
     """
-    config = trial_config(params, base)
+    base_config = from_dict(base, where="search base configuration")
+    config = from_flat(params, base_config, where="trial parameters")
     torch.set_num_threads(config.train.threads or granted_cpus())
     trainer = Trainer(config, demos, torch.device(granted_device(config.train.device)))
     checkpoint = tune.get_checkpoint()
@@ -82,35 +61,6 @@ def train_trial(params: dict, demos: Demos, base: dict) -> None:
             save_checkpoint(Path(folder) / CHECKPOINT, trainer.state_dict())
             headline = {k: metrics[k] for k in HEADLINE if k in metrics}
             tune.report(
-                {"iteration": trainer.iteration, **headline, **metrics, "node_id": node_id},
+                {TIME: trainer.iteration, **headline, **metrics, "node_id": node_id},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
-
-
-def inject_faults(trainer: Trainer, trial_id: str) -> None:
-    """The test-only faults of ``RUN_SEARCH_FAULT`` (see the module docstring)."""
-    for fault in filter(None, os.environ.get(FAULT, "").split(",")):
-        kind, _, at = fault.partition("@")
-        if kind not in ("raise", "diverge") or not at.isdigit() or FAULT_DIR not in os.environ:
-            raise ValueError(
-                f"{FAULT}={fault!r}: use raise@ITERATION or diverge@ITERATION, with {FAULT_DIR}"
-            )
-        if trainer.iteration + 1 != int(at):
-            continue
-        owner, times = claim(Path(os.environ[FAULT_DIR]) / fault, trial_id)
-        if owner == trial_id and kind == "raise" and times == 1:
-            raise RuntimeError(f"injected fault at iteration {at} ({FAULT})")
-        if owner == trial_id and kind == "diverge":
-            with torch.no_grad():
-                for weight in trainer.model.parameters():
-                    weight.fill_(math.nan)
-
-
-def claim(path: Path, trial_id: str) -> tuple[str, int]:
-    """A fault belongs to the first trial that reaches it: its id is the file's first line,
-    one line is added each time a trial reaches it. Returns the owner and how often the
-    owner has reached it. Appends of one short line are atomic, so racing trials agree."""
-    with open(path, "a") as file:
-        file.write(trial_id + "\n")
-    lines = path.read_text().split()
-    return lines[0], lines.count(lines[0])

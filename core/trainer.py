@@ -1,80 +1,27 @@
-"""Training by behaviour cloning with the masked-diffusion objective.
+"""Training by behaviour cloning with the masked-diffusion objective, and DAgger relabelling.
 
 One iteration is a fixed number of optimiser steps (not a data epoch): some environments
 have a handful of distinct episodes, and a search's rungs need a time unit that means the
-same in every trial. The whole dataset lives on the device as tensors and batches are
-drawn by index, so no per-sample Python runs in the loop.
+same in every trial.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from core.config import Config, from_dict, to_dict
+from core.chunks import Chunks
+from core.config import Config, to_dict
+from core.device import pick_device
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT
-from core.evaluate import Policy, play, rollout
+from core.evaluate import play, rollout
+from core.lr_schedule import make_lr_schedule
+from core.policy import Policy
 from data.demos import Demos
-from data.errors import BadInput
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """cuda > mps > cpu for ``auto``; a named device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available[name]:
-        raise BadInput(f"train.device={name} is not available here; use train.device=auto")
-    return torch.device(name)
-
-
-@dataclass
-class Chunks:
-    """Observations and the expert's shortest plan from each (its first ``horizon`` actions,
-    padded with DONE past the end of the episode), as device tensors."""
-
-    image: torch.Tensor  # (N, 7, 7, 3) uint8
-    direction: torch.Tensor  # (N,) long
-    actions: torch.Tensor  # (N, H) long
-
-    @classmethod
-    def from_arrays(
-        cls, image: np.ndarray, direction: np.ndarray, plan: np.ndarray, horizon: int, device
-    ) -> Chunks:
-        """(N, 7, 7, 3) views, (N,) directions and (N, >= horizon) expert plans."""
-        return cls(
-            torch.from_numpy(np.asarray(image, dtype=np.uint8)).to(device),
-            torch.from_numpy(np.asarray(direction, dtype=np.int64)).to(device),
-            torch.from_numpy(np.asarray(plan, dtype=np.int64)[:, :horizon]).to(device),
-        )
-
-    @classmethod
-    def from_demos(cls, demos: Demos, horizon: int, device: torch.device) -> Chunks:
-        return cls.from_arrays(demos.image, demos.direction, demos.plan, horizon, device)
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    def extend(self, other: Chunks) -> Chunks:
-        return Chunks(
-            torch.cat([self.image, other.image]),
-            torch.cat([self.direction, other.direction]),
-            torch.cat([self.actions, other.actions]),
-        )
 
 
 class Trainer:
@@ -104,15 +51,7 @@ class Trainer:
             # the loop cost 5.6 ms a step of the default preset, the fused kernel 0.6 ms.
             fused=self.device.type in ("cpu", "cuda"),
         )
-        total = t.iters * t.steps_per_iter
-        if t.lr_schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda step: warmup_cosine(step, t.warmup_steps, total)
-            )
-        else:
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, patience=t.plateau_patience
-            )
+        self.scheduler = make_lr_schedule(self.optimizer, t)
         self.generator = torch.Generator(self.device).manual_seed(t.seed)
         self.iteration = 0
         self.metrics: dict[str, float] = {}
@@ -149,10 +88,8 @@ class Trainer:
         actions = self.train_set.actions[index]
         times = sample_t(t.batch_size, self.config.diffusion, self.generator, self.device)
         z, masked = corrupt(actions, times, self.schedule, self.generator)
-        loss, _ = self.loss(
-            self.train_set.image[index], self.train_set.direction[index], actions, z, masked,
-            times, self.model,
-        )  # fmt: skip
+        image, direction = self.train_set.image[index], self.train_set.direction[index]
+        loss, _ = self.loss(image, direction, actions, z, masked, times, self.model)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss diverged ({loss.item()}) in iteration {self.iteration + 1}"
@@ -190,8 +127,8 @@ class Trainer:
         seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
         visits: list = []
-        play(Policy(self.eval_model, self.config, self.device), self.config.data.env, seeds,
-             visits=visits)  # fmt: skip
+        policy = Policy(self.eval_model, self.config, self.device)
+        play(policy, self.config.data.env, seeds, visits=visits)
         if visits:
             images, directions, plans = zip(*visits, strict=True)
             new = Chunks.from_arrays(
@@ -239,12 +176,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "relabelled": self.relabelled,
-            # clone(): torch.save writes a view's whole storage, demonstrations included.
-            "relabelled_samples": {
-                "image": self.train_set.image[self.demo_samples :].cpu().clone(),
-                "direction": self.train_set.direction[self.demo_samples :].cpu().clone(),
-                "actions": self.train_set.actions[self.demo_samples :].cpu().clone(),
-            },
+            "relabelled_samples": self.train_set.tail(self.demo_samples),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -261,30 +193,3 @@ class Trainer:
         if extra is not None and len(extra["actions"]):
             added = Chunks(**{k: v.to(self.device) for k, v in extra.items()})
             self.train_set = self.train_set.extend(added)
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """Learning-rate factor: linear warm-up, then cosine decay to zero at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def policy_from_checkpoint(payload: dict, device: torch.device) -> Policy:
-    """The evaluation policy (EMA weights when the run kept them) of a loaded checkpoint."""
-    config = from_dict(payload["config"], where="checkpoint config")
-    model = DiT(config.model).to(device)
-    weights = payload["model"]
-    if payload.get("ema") is not None:
-        prefix = "module."
-        weights = {k[len(prefix) :]: v for k, v in payload["ema"].items() if k.startswith(prefix)}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise BadInput(
-            f"checkpoint weights do not fit its configuration ({str(error).splitlines()[0]}); "
-            "retrain or pass another file"
-        ) from None
-    model.eval()
-    return Policy(model, config, device)

@@ -4,6 +4,8 @@ The .npz is byte-identical for the same (env_id, episodes, seed), so a cache fil
 compared or hashed, and it holds only plain arrays, so it loads with allow_pickle=False.
 """
 
+from __future__ import annotations
+
 import contextlib
 import io
 import json
@@ -15,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from minigrid.core.actions import Actions
 
 from data.envs import check_env_id, demo_seeds, make_env
 from data.errors import BadInput
-from data.expert import ACTION_NAMES, shortest_plan
+from data.expert import shortest_plan
 from data.files import write_atomically
 
 FORMAT_VERSION = 2
 PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
-DONE = ACTION_NAMES.index("done")  # pads a plan past the end of its episode
+DONE = int(Actions.done)  # pads a plan past the end of its episode
 
 # name -> (dtype, shape of one row); written in this order, after format_version.
 ARRAYS = {
@@ -35,9 +38,7 @@ ARRAYS = {
 }
 REGENERATE = "delete it and rerun `python run_search.py data ...` to regenerate it"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold; fixed for determinism
-_CACHE_NAME = re.compile(
-    r"^(?P<env_id>.+)-n(?P<episodes>\d+)-s(?P<seed>\d+)-p(?P<noise>[\d.e-]+)-v(?P<version>\d+)$"
-)
+DATA_CACHE = Path("data/cache")  # where `train` and the search keep demonstrations
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +77,7 @@ class Demos:
     def samples(self) -> int:
         return len(self.plan)
 
-    def split(self, val_fraction: float) -> tuple["Demos", "Demos"]:
+    def split(self, val_fraction: float) -> tuple[Demos, Demos]:
         """(train, validation), split by whole episodes: the last ceil(E * val_fraction)
         episodes validate. With two or more episodes each side gets at least one; with one,
         validation is empty. Splitting by episode keeps the steps of one layout on one side."""
@@ -90,7 +91,7 @@ class Demos:
         cut = total - min(max(validation, 1), total - 1)
         return self._episodes(0, cut), self._episodes(cut, total)
 
-    def _episodes(self, first: int, stop: int) -> "Demos":
+    def _episodes(self, first: int, stop: int) -> Demos:
         rows = slice(self.episode_start[first], self.episode_start[stop])
         return Demos(
             image=self.image[rows],
@@ -118,7 +119,7 @@ def _problem(demos: Demos) -> str | None:
         return "episode_start must have one more entry than env_seed"
     if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
         return "episode_start must rise strictly from 0 to the number of rows"
-    if samples and (demos.plan.max() >= len(ACTION_NAMES) or demos.direction.max() > 3):
+    if samples and (demos.plan.max() >= len(Actions) or demos.direction.max() > 3):
         return "plan or direction holds a value MiniGrid does not have"
     return None
 
@@ -192,7 +193,9 @@ def _plan(env, env_id: str, env_seed) -> list[int]:
 def _perturbation(env, rng: np.random.Generator) -> int:
     """A random left, right or forward; forward only where it cannot end the episode in lava."""
     ahead = env.unwrapped.grid.get(*env.unwrapped.front_pos)
-    choices = [0, 1] if ahead is not None and ahead.type == "lava" else [0, 1, 2]
+    choices = [Actions.left, Actions.right]
+    if ahead is None or ahead.type != "lava":
+        choices.append(Actions.forward)
     return int(rng.choice(choices))
 
 
@@ -277,13 +280,13 @@ def _read_meta(path: Path, demos: Demos) -> dict:
             and meta.get("samples") == demos.samples
         ):
             return meta
-    named = _CACHE_NAME.match(path.stem)
+    named = CacheName.parse(path.stem)
     return {
         "format_version": FORMAT_VERSION,
-        "env_id": named["env_id"] if named else None,
+        "env_id": named.env_id if named else None,
         "episodes": demos.episodes,
-        "seed": int(named["seed"]) if named else None,
-        "noise": float(named["noise"]) if named else None,
+        "seed": named.seed if named else None,
+        "noise": named.noise if named else None,
         "expert_success_rate": None,
         "mean_episode_length": demos.samples / demos.episodes if demos.episodes else 0.0,
         "samples": demos.samples,
@@ -297,8 +300,7 @@ def cached(
     file is there, else generated and saved there (replacing a corrupt or stale file)."""
     check_env_id(env_id)
     env_seeds = demo_seeds(seed, episodes)
-    name = f"{env_id}-n{episodes}-s{seed}-p{noise:g}-v{FORMAT_VERSION}.npz"
-    path = Path(cache_dir) / name
+    path = Path(cache_dir) / f"{CacheName(env_id, episodes, seed, noise)}.npz"
     if path.exists():
         with contextlib.suppress(BadInput):  # unreadable: fall through and regenerate it
             demos, meta = load(path)
@@ -307,3 +309,33 @@ def cached(
     demos, meta = generate(env_id, episodes, seed, noise)
     save(demos, meta, path)
     return demos, meta, path
+
+
+def for_data(data, cache_dir: Path = DATA_CACHE) -> Demos:
+    """The cached demonstrations a configuration's data section names (env, episodes, seed,
+    noise)."""
+    demos, _, _ = cached(data.env, data.episodes, data.seed, cache_dir, data.noise)
+    return demos
+
+
+@dataclass(frozen=True)
+class CacheName:
+    """A cache file's name says what it holds: ``ENV-nEPISODES-sSEED-pNOISE-vVERSION``."""
+
+    env_id: str
+    episodes: int
+    seed: int
+    noise: float
+
+    PATTERN = re.compile(r"^(.+)-n(\d+)-s(\d+)-p([\d.e-]+)-v(\d+)$")
+
+    def __str__(self) -> str:
+        return f"{self.env_id}-n{self.episodes}-s{self.seed}-p{self.noise:g}-v{FORMAT_VERSION}"
+
+    @classmethod
+    def parse(cls, stem: str) -> CacheName | None:
+        """The name's parts when ``stem`` is one of this version's cache names, else None."""
+        found = cls.PATTERN.match(stem)
+        if found is None or int(found[5]) != FORMAT_VERSION:
+            return None
+        return cls(found[1], int(found[2]), int(found[3]), float(found[4]))

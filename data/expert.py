@@ -17,10 +17,11 @@ deterministic.
 
 from collections import deque
 
+from minigrid.core.actions import Actions  # the action vocabulary: left 0 ... done 6
 from minigrid.core.constants import DIR_TO_VEC
 
-LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = range(7)
-ACTION_NAMES = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
+LEFT, RIGHT, FORWARD = int(Actions.left), int(Actions.right), int(Actions.forward)
+PICKUP, TOGGLE = int(Actions.pickup), int(Actions.toggle)
 
 # What a cell of the layout is, as far as moving through it goes.
 FREE, GOAL, LAVA, WALL, DOOR, ITEM = range(6)

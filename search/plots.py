@@ -14,23 +14,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 
+from core.metrics import TIME, mode_of  # noqa: E402
 from data.files import write_atomically  # noqa: E402
-from search.results import Trial, mode_of  # noqa: E402
+from search.results import Trial  # noqa: E402
+from search.settings import Settings  # noqa: E402
 from search.spaces import space  # noqa: E402
 
-COLOURS = {"completed": "tab:green", "pruned": "tab:gray", "error": "tab:red",
-           "unfinished": "tab:blue"}  # fmt: skip
+COLOURS = {
+    "completed": "tab:green",
+    "pruned": "tab:gray",
+    "error": "tab:red",
+    "unfinished": "tab:blue",
+}
 LOG_SCALE = ("train.lr", "train.weight_decay")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def plot_search(folder: Path, trials: list[Trial], record: dict) -> list[str]:
+def plot_search(folder: Path, trials: list[Trial], settings: Settings) -> list[str]:
     """Write the plots into ``folder``; returns the names written."""
-    settings = record["settings"]
-    metric = settings["metric"]
+    metric = settings.metric
     written = []
-    for name, draw in (("curves.png", curves), ("params.png", params),
-                       ("importance.png", importance)):  # fmt: skip
+    for name, draw in (
+        ("curves.png", curves),
+        ("params.png", params),
+        ("importance.png", importance),
+    ):
         figure = draw(trials, metric, settings)
         if figure is None:
             continue
@@ -42,24 +50,31 @@ def plot_search(folder: Path, trials: list[Trial], record: dict) -> list[str]:
     return written
 
 
-def curves(trials: list[Trial], metric: str, settings: dict):
+def curves(trials: list[Trial], metric: str, settings: Settings):
     figure, ax = plt.subplots(figsize=(7, 4.2))
     for status, colour in COLOURS.items():
         shown = [t for t in trials if t.status == status and t.history]
         for i, t in enumerate(shown):
-            x = [r["iteration"] for r in t.history]
+            x = [r[TIME] for r in t.history]
             y = [t.at(it, metric) for it in x]
-            ax.plot(x, y, color=colour, alpha=0.8, marker=".", lw=1.2,
-                    label=f"{status} ({len(shown)})" if i == 0 else None)  # fmt: skip
+            ax.plot(
+                x,
+                y,
+                color=colour,
+                alpha=0.8,
+                marker=".",
+                lw=1.2,
+                label=f"{status} ({len(shown)})" if i == 0 else None,
+            )
     ax.set_xlabel("iteration (optimiser steps / steps_per_iter)")
     ax.set_ylabel(metric)
-    ax.set_title(f"{len(trials)} trials on {settings['env']}")
+    ax.set_title(f"{len(trials)} trials on {settings.env}")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return figure
 
 
-def params(trials: list[Trial], metric: str, settings: dict):
+def params(trials: list[Trial], metric: str, settings: Settings):
     names = sorted({k for t in trials for k in t.params})
     if not names:
         return None
@@ -86,11 +101,11 @@ def params(trials: list[Trial], metric: str, settings: dict):
     return figure
 
 
-def importance(trials: list[Trial], metric: str, settings: dict):
+def importance(trials: list[Trial], metric: str, settings: Settings):
     """fANOVA importances on a study rebuilt from the trials. With ASHA few trials run the
     full budget, so every trial is scored at the first rung, which all of them reached."""
-    at = settings["grace_period"] if settings["scheduler"] == "asha" else settings["max_iters"]
-    study = rebuild_study(trials, metric, at, settings["space"])
+    at = settings.grace_period if settings.scheduler == "asha" else settings.max_iters
+    study = rebuild_study(trials, metric, at, settings.space)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 3 or len({t.value for t in complete}) < 2:
         return None

@@ -14,17 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from core.config import COORDINATES
+from core.metrics import TIME
+from search.upstream import experiment_snapshot
 
-from core.trainable import COORDINATES
-from data.errors import BadInput
-from data.files import write_atomically
-
-# The search's settings, base configuration, placement and wall time. YAML, because Ray
-# rolls back the experiment folder's *.json files from its staging copies on a resume.
-SETTINGS_FILE = "search.yaml"
-
-METRICS = ("eval/return", "eval/success", "eval/len_ratio", "val/loss", "val/acc", "train/loss")
 STATUSES = ("completed", "pruned", "error", "unfinished")
 
 
@@ -45,14 +38,14 @@ class Trial:
 
     @property
     def iterations(self) -> int:
-        return int(self.history[-1]["iteration"]) if self.history else 0
+        return int(self.history[-1][TIME]) if self.history else 0
 
     def last(self, metric: str) -> float:
         return value(self.history[-1], metric) if self.history else math.nan
 
     def at(self, iteration: int, metric: str) -> float:
         for result in self.history:
-            if result["iteration"] == iteration:
+            if result[TIME] == iteration:
                 return value(result, metric)
         return math.nan
 
@@ -77,28 +70,6 @@ class Trial:
         return found[-1] if found else None
 
 
-def read_record(folder: Path) -> dict:
-    path = folder / SETTINGS_FILE
-    try:
-        record = yaml.safe_load(path.read_text())
-        record["settings"]["metric"], record["settings"]["max_iters"], record["base"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        raise BadInput(
-            f"{folder} is not a search folder of this tool ({SETTINGS_FILE} is missing or "
-            "damaged); pass results/NAME of a search"
-        ) from None
-    return record
-
-
-def write_record(folder: Path, record: dict) -> None:
-    write_atomically(folder / SETTINGS_FILE, yaml.safe_dump(record, sort_keys=False).encode())
-
-
-def mode_of(metric: str) -> str:
-    """Losses and the length ratio are minimised; returns, success and accuracy maximised."""
-    return "min" if metric.endswith("loss") or metric.endswith("len_ratio") else "max"
-
-
 def value(result: dict, metric: str) -> float:
     v = result.get(metric)
     return float(v) if isinstance(v, int | float) else math.nan
@@ -112,30 +83,15 @@ def read_history(path: Path) -> list[dict]:
                 result = json.loads(line)
             except ValueError:  # a line cut short by a killed process
                 continue
-            if isinstance(result, dict) and isinstance(result.get("iteration"), int):
-                by_iteration[result["iteration"]] = result
+            if isinstance(result, dict) and isinstance(result.get(TIME), int):
+                by_iteration[result[TIME]] = result
     return [by_iteration[i] for i in sorted(by_iteration)]
 
 
 def experiment_state(folder: Path) -> dict[str, dict]:
-    """Ray's newest experiment snapshot, the one ``Tuner.restore`` resumes from: trial id ->
-    {status, folder, last_result}. Read as JSON only; its pickled fields are left alone."""
-    snapshots = sorted(folder.glob("experiment_state-*.json"))
-    if not snapshots:
-        return {}
-    try:
-        state = json.loads(snapshots[-1].read_text())
-        trials = {}
-        for trial_json, run_json in state["trial_data"]:
-            trial, run = json.loads(trial_json), json.loads(run_json)
-            trials[trial["trial_id"]] = {
-                "status": trial["status"],
-                "folder": trial["relative_logdir"],
-                "last_result": run.get("last_result") or {},
-            }
-    except (ValueError, KeyError, TypeError):
-        return {}
-    return trials
+    """Ray's newest experiment snapshot (``search.upstream.experiment_snapshot``); ``{}`` when
+    there is none or it cannot be read."""
+    return experiment_snapshot(folder) or {}
 
 
 def read_trials(folder: Path, max_iters: int) -> list[Trial]:
@@ -151,8 +107,8 @@ def read_trials(folder: Path, max_iters: int) -> list[Trial]:
             params = {}
         history = read_history(trial_folder / "result.json")
         last = state["last_result"]
-        if isinstance(last.get("iteration"), int) and last["iteration"] > (
-            history[-1]["iteration"] if history else 0
+        if isinstance(last.get(TIME), int) and last[TIME] > (
+            history[-1][TIME] if history else 0
         ):  # result.json is written behind the snapshot
             history.append(last)
         trial = Trial(

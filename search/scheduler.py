@@ -13,44 +13,41 @@ originals, which would roll this state back.
 
 Rollout returns tie: early on most are exactly 0, later every policy that solves all
 layouts scores the same. Ray's ASHA stops a trial only when it is strictly below the rung's
-cutoff, so ties never stop and a search of zeros prunes nothing. Validation loss breaks the
-ties here, as the exports rank trials: the scheduler judges the metric shifted by 1e-6 x
-val/loss, which moves no real difference in return.
+cutoff, so ties never stop and a search of zeros prunes nothing. The scheduler judges the
+metric with the tie-break of ``core/metrics.py``, as the exports rank trials.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import yaml
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
-from data.errors import BadInput
+from core.metrics import TIEBREAK, TIME, judged
 from data.files import write_atomically
+from search.upstream import asha_forget, asha_knows, asha_rungs
 
-SCHEDULERS = ("asha", "fifo")
 STATE_FILE = "asha_state.yaml"
-TIEBREAK, TIEBREAK_SCALE = "val/loss", 1e-6  # lower is better, whatever the metric's mode
 
 
 class PersistentASHA(AsyncHyperBandScheduler):
-    def __init__(self, folder: Path, max_t: int, grace_period: int, reduction_factor: float,
-                 time_attr: str = "iteration"):  # fmt: skip
+    def __init__(self, folder: Path, max_t: int, grace_period: int, reduction_factor: float):
         super().__init__(
-            time_attr=time_attr,
+            time_attr=TIME,
             max_t=max_t,
             grace_period=grace_period,
             reduction_factor=reduction_factor,
             brackets=1,
         )
+        self.max_t = max_t
         self.state_path = str(Path(folder) / STATE_FILE)
         self.pruned: dict[str, int] = {}  # trial id -> the iteration it was stopped at
         self._loaded = False  # pickled False: a restored scheduler reads the file once
 
     @property
-    def rungs(self) -> list[tuple[int, dict]]:
-        return self._brackets[0]._rungs
+    def rungs(self) -> list[tuple[float, dict]]:
+        return asha_rungs(self)
 
     def _load(self) -> None:
         if self._loaded:
@@ -74,32 +71,31 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         self._load()
-        if trial.trial_id not in self._trial_info:  # restored before this scheduler saw it
+        if not asha_knows(self, trial.trial_id):  # restored before this scheduler saw it
             super().on_trial_add(tune_controller, trial)
         if trial.trial_id in self.pruned:
             return TrialScheduler.STOP
         action = super().on_trial_result(tune_controller, trial, self.judged(result))
-        if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
-            self.pruned[trial.trial_id] = int(result[self._time_attr])
+        if action == TrialScheduler.STOP and result.get(TIME, 0) < self.max_t:
+            self.pruned[trial.trial_id] = int(result[TIME])
         self._save()
         return action
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         self._load()
-        if trial.trial_id in self._trial_info:
+        if asha_knows(self, trial.trial_id):
             super().on_trial_complete(tune_controller, trial, self.judged(result))
         self._save()
 
     def judged(self, result: dict) -> dict:
         """The result with its metric shifted by the tie-break (see the module docstring)."""
-        value, loss = result.get(self._metric), result.get(TIEBREAK)
-        if self._metric == TIEBREAK or value is None or loss is None or not math.isfinite(loss):
+        value = result.get(self.metric)
+        if value is None:
             return result
-        better = 1.0 if self._mode == "max" else -1.0
-        return {**result, self._metric: value - better * TIEBREAK_SCALE * loss}
+        return {**result, self.metric: judged(self.metric, value, result.get(TIEBREAK))}
 
     def on_trial_remove(self, tune_controller, trial) -> None:
-        self._trial_info.pop(trial.trial_id, None)
+        asha_forget(self, trial.trial_id)
 
 
 def forget_unknown_trials(folder: Path, known: set[str]) -> None:
@@ -127,21 +123,10 @@ def write_state(path: Path, state: dict) -> None:
     write_atomically(path, yaml.safe_dump(state).encode())
 
 
-def check_scheduler(name: str, max_t: int, grace_period: int, reduction_factor: float) -> None:
-    if name not in SCHEDULERS:
-        raise BadInput(f"unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}")
-    if name == "asha" and grace_period > max_t:
-        raise BadInput(
-            f"--grace-period {grace_period} is more than --max-iters {max_t}: "
-            "a trial must be able to reach the first rung"
-        )
-    if name == "asha" and reduction_factor <= 1:
-        raise BadInput(f"--reduction-factor {reduction_factor:g} must be more than 1 (e.g. 3)")
-
-
-def make_scheduler(name: str, folder: Path, max_t: int, grace_period: int,
-                   reduction_factor: float) -> TrialScheduler:  # fmt: skip
-    check_scheduler(name, max_t, grace_period, reduction_factor)
+def make_scheduler(
+    name: str, folder: Path, max_t: int, grace_period: int, reduction_factor: float
+) -> TrialScheduler:
+    """``asha`` or ``fifo`` (search/settings.py checks the name and the rungs)."""
     if name == "fifo":
         return FIFOScheduler()
     return PersistentASHA(folder, max_t, grace_period, reduction_factor)

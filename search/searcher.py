@@ -15,9 +15,9 @@ from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from core.metrics import TIME
 from data.errors import BadInput
-
-SEARCHERS = ("tpe", "random")
+from search.upstream import optuna_study, optuna_told, optuna_trial
 
 
 def make_sampler(name: str, seed: int, num_samples: int) -> optuna.samplers.BaseSampler:
@@ -32,36 +32,34 @@ def make_sampler(name: str, seed: int, num_samples: int) -> optuna.samplers.Base
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise BadInput(f"unknown searcher {name!r}: use one of {', '.join(SEARCHERS)}")
+    raise BadInput(f"unknown searcher {name!r}: use tpe or random")
 
 
 class PruningAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that reports trials stopped before ``max_t`` as PRUNED."""
 
-    def __init__(self, space: Callable, sampler, metric: str, mode: str, max_t: int,
-                 time_attr: str = "iteration"):  # fmt: skip
+    def __init__(self, space: Callable, sampler, metric: str, mode: str, max_t: int):
         super().__init__(space=space, metric=metric, mode=mode, sampler=sampler)
         self.max_t = max_t
-        self.time_attr = time_attr
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         stopped_early = (
             result is not None
             and not error
-            and result.get(self.time_attr, self.max_t) < self.max_t
-            and trial_id not in self._completed_trials
+            and result.get(TIME, self.max_t) < self.max_t
+            and trial_id not in optuna_told(self)
         )
         if not stopped_early:
             super().on_trial_complete(trial_id, result, error)
             return
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = optuna_trial(self, trial_id)
         # The last result is not yet an intermediate value when the trial is stopped.
         value = result.get(self.metric)
         if value is not None:
             ot_trial.report(value, result[TRAINING_ITERATION])
-        self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
+        self.study.tell(ot_trial, state=TrialState.PRUNED)
+        optuna_told(self).add(trial_id)
 
     @property
     def study(self) -> optuna.Study:
-        return self._ot_study
+        return optuna_study(self)

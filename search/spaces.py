@@ -11,12 +11,16 @@ size. No computation happens here: the searcher calls these on the driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
-import optuna
-
+from core.diffusion import SCHEDULES as DIFFUSION_SCHEDULES
 from data.errors import BadInput
 
-SCHEDULES = ["cosine", "linear", "loglinear"]
+if TYPE_CHECKING:
+    import optuna
+
+# The diffusion schedules a search compares (``full`` is one-step BC, a preset of its own).
+SCHEDULES = [name for name in DIFFUSION_SCHEDULES if name != "full"]
 
 
 def default(trial: optuna.Trial) -> dict:
@@ -40,13 +44,14 @@ def wide(trial: optuna.Trial) -> dict:
             "model.horizon": horizon,
             # Executed and sampling steps as exponents capped at the horizon: a range that
             # moved with the horizon would be a different distribution in every trial.
-            "diffusion.exec_steps": min(2 ** trial.suggest_int("space.log2_exec_steps", 0, 3),
-                                        horizon),
+            "diffusion.exec_steps": min(
+                2 ** trial.suggest_int("space.log2_exec_steps", 0, 3), horizon
+            ),
             "diffusion.sampling_steps": min(
                 2 ** trial.suggest_int("space.log2_sampling_steps", 0, 3), horizon
             ),
         }
-    )  # fmt: skip
+    )
     trial.suggest_float("model.dropout", 0.0, 0.2)
     trial.suggest_float("train.weight_decay", 1e-6, 1e-1, log=True)
     trial.suggest_categorical("model.conditioning", ["pool", "prefix"])
@@ -56,6 +61,7 @@ def wide(trial: optuna.Trial) -> dict:
 
 
 SPACES: dict[str, Callable[[optuna.Trial], dict]] = {"default": default, "wide": wide}
+SpaceName = Literal[tuple(SPACES)]  # type: ignore[valid-type]
 
 
 def space(name: str) -> Callable[[optuna.Trial], dict]:

@@ -18,8 +18,12 @@ def cli(*args, cwd: Path, timeout: float = 600, env: dict | None = None):
     """``python run_search.py ARGS`` as a user runs it, in ``cwd``."""
     return subprocess.run(
         [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def rows(folder: Path) -> list[dict]:
@@ -30,7 +34,7 @@ def rows(folder: Path) -> list[dict]:
 
 def tiny(env: str = "MiniGrid-Empty-5x5-v0", **sets) -> Config:
     """A configuration that trains in a second: real data, model, diffusion and rollouts."""
-    config = dataclasses.replace(DEFAULT, data=DataConfig(env=env, episodes=12, seed=0))
+    config = dataclasses.replace(DEFAULT, data=DataConfig(env=env, episodes=12, seed=0, noise=0.0))
     small = {
         "model.hidden": 32,
         "model.depth": 1,
@@ -51,3 +55,20 @@ def tiny(env: str = "MiniGrid-Empty-5x5-v0", **sets) -> Config:
 @pytest.fixture
 def tiny_config():
     return tiny()
+
+
+@pytest.fixture(autouse=True)
+def fast_tier_stays_fast(request, monkeypatch):
+    """The fast tier (``make test-fast``: tests not marked slow) starts no Ray and no
+    subprocess; a test that tries is told to carry the mark instead."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(
+            f"{request.node.nodeid} starts Ray or a subprocess: mark it @pytest.mark.slow"
+        )
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    if "ray" in sys.modules:
+        monkeypatch.setattr(sys.modules["ray"], "init", refuse)

@@ -10,13 +10,30 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, cli, tiny
-from core.runs import train_seeds
+from core.seed_runs import train_seeds
+
+pytestmark = pytest.mark.slow  # the command line in subprocesses
 
 TINY = [
-    "--set", "model.hidden=32", "--set", "model.depth=1", "--set", "model.heads=2",
-    "--set", "model.horizon=4", "--set", "train.steps_per_iter=5", "--set", "train.iters=2",
-    "--set", "train.eval_episodes=3", "--set", "data.episodes=12", "--set", "train.threads=1",
-]  # fmt: skip
+    "--set",
+    "model.hidden=32",
+    "--set",
+    "model.depth=1",
+    "--set",
+    "model.heads=2",
+    "--set",
+    "model.horizon=4",
+    "--set",
+    "train.steps_per_iter=5",
+    "--set",
+    "train.iters=2",
+    "--set",
+    "train.eval_episodes=3",
+    "--set",
+    "data.episodes=12",
+    "--set",
+    "train.threads=1",
+]
 
 
 def test_data_train_evaluate(tmp_path):
@@ -72,8 +89,19 @@ def files(tmp_path_factory):
     wrong_shape = {**payload, "config": {**payload["config"], "model": {"hidden": 64}}}
     torch.save(wrong_shape, root / "wrong_shape.pt")
 
-    assert cli("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", 4, "--out",
-               root / "demos.npz", cwd=root).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "--env",
+            "MiniGrid-Empty-5x5-v0",
+            "--episodes",
+            4,
+            "--out",
+            root / "demos.npz",
+            cwd=root,
+        ).returncode
+        == 0
+    )
     raw = (root / "demos.npz").read_bytes()
     (root / "truncated.npz").write_bytes(raw[: len(raw) // 2])
     with np.load(root / "demos.npz", allow_pickle=False) as arrays:

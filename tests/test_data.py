@@ -183,9 +183,15 @@ def _bad_files(demos, path):
 
 
 BAD_FILE_KINDS = [
-    "truncated", "not-a-zip", "empty", "wrong-version", "missing-array", "wrong-shape",
-    "wrong-dtype", "bad-offsets",
-]  # fmt: skip
+    "truncated",
+    "not-a-zip",
+    "empty",
+    "wrong-version",
+    "missing-array",
+    "wrong-shape",
+    "wrong-dtype",
+    "bad-offsets",
+]
 
 
 @pytest.mark.parametrize("kind", BAD_FILE_KINDS)
@@ -306,6 +312,7 @@ for i in range(10**6):  # until killed
 """
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_whole_file(tmp_path):
     """kill -9 a process that keeps rewriting a 20 MB file: what is there is always one whole
     version, never part of one."""

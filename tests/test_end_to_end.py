@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 
 from core.config import DEFAULT, override
-from core.runs import load_demos
 from core.trainer import Trainer
+from data.demos import for_data
 
 
 @pytest.mark.slow
@@ -19,7 +19,7 @@ def test_default_preset_solves_empty_8x8_on_held_out_seeds():
             config.train, iters=4, eval_every=4, eval_episodes=100, warmup_steps=50
         ),
     )
-    trainer = Trainer(config, load_demos(config))
+    trainer = Trainer(config, for_data(config.data))
     for _ in range(config.train.iters):
         metrics = trainer.train_iteration()
     assert metrics["eval/success"] >= 0.9, metrics

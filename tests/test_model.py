@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.config import DiffusionConfig, ModelConfig
-from core.diffusion import SCHEDULES, corrupt, make_schedule, masked_loss, sample_t, subs
+from core.diffusion import SCHEDULES, corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT, DiTBlock
 from core.sampler import sample_plan
 from core.tokens import MASK, NUM_ACTIONS, STATE_TOKENS, StateTokenizer
@@ -42,8 +42,9 @@ LAYOUTS = [("pool", "joint"), ("prefix", "joint"), ("prefix", "encoder")]
 
 @pytest.mark.parametrize(("conditioning", "layout"), LAYOUTS)
 def test_dit_shapes(conditioning, layout):
-    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning,
-                         layout=layout)  # fmt: skip
+    config = ModelConfig(
+        hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning, layout=layout
+    )
     image, direction, actions = batch()
     logits = DiT(config)(image, direction, actions, torch.rand(5))
     assert logits.shape == (5, 8, NUM_ACTIONS)
@@ -71,8 +72,9 @@ def test_final_layer_starts_at_zero_logits():
 
 @pytest.mark.parametrize(("conditioning", "layout"), LAYOUTS)
 def test_output_depends_on_state_and_time(conditioning, layout):
-    config = ModelConfig(hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning,
-                         layout=layout)  # fmt: skip
+    config = ModelConfig(
+        hidden=32, depth=2, heads=4, horizon=8, conditioning=conditioning, layout=layout
+    )
     model = trained_looking(DiT(config)).eval()
     image, direction, actions = batch()
     t = torch.full((5,), 0.5)
@@ -84,8 +86,9 @@ def test_output_depends_on_state_and_time(conditioning, layout):
 def test_encoder_layout_shares_the_weights_and_encodes_once():
     """The encoder layout has the joint layout's parameters but computes something else, and
     denoising from one encoding is exactly the full forward pass (what the sampler relies on)."""
-    config = ModelConfig(hidden=32, depth=3, heads=4, horizon=8, conditioning="prefix",
-                         layout="encoder")  # fmt: skip
+    config = ModelConfig(
+        hidden=32, depth=3, heads=4, horizon=8, conditioning="prefix", layout="encoder"
+    )
     model = trained_looking(DiT(config)).eval()
     image, direction, actions = batch()
     memory = model.encode(image, direction)
@@ -98,15 +101,16 @@ def test_encoder_layout_shares_the_weights_and_encodes_once():
     torch.testing.assert_close(model.denoise(memory, actions, t), logits, rtol=0, atol=0)
 
 
-def test_subs_never_yields_mask_and_carries_unmasked_tokens():
-    _, _, actions = batch(B=64, H=8)
-    z, masked = corrupt(actions, torch.rand(64), make_schedule("linear"), torch.Generator())
-    log_probs = subs(torch.randn(64, 8, NUM_ACTIONS) * 5, z)
-    assert log_probs.shape[-1] == NUM_ACTIONS  # there is no mask class to predict
-    prediction = log_probs.argmax(-1)
-    assert (prediction != MASK).all()
-    assert torch.equal(prediction[~masked], actions[~masked])
-    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(64, 8))
+def test_corruption_masks_at_the_schedules_rate_and_keeps_the_rest():
+    _, _, actions = batch(B=4000, H=8)
+    t = torch.tensor([0.2, 0.9]).repeat(2000)
+    z, masked = corrupt(actions, t, make_schedule("cosine"), torch.Generator().manual_seed(0))
+    assert torch.equal(z[masked], torch.full_like(z[masked], MASK))
+    assert torch.equal(z[~masked], actions[~masked]), "unmasked tokens are the clean ones"
+    for value in (0.2, 0.9):
+        expected = math.cos(math.pi / 2 * (1 - value))
+        rate = masked[t == value].float().mean().item()
+        assert abs(rate - expected) < 0.01, (value, rate, expected)
 
 
 @pytest.mark.parametrize("name", ["cosine", "linear", "loglinear"])

@@ -4,11 +4,10 @@ copy (as ``Tuner.restore`` unpickles it) reading them back."""
 import pickle
 from types import SimpleNamespace
 
-import pytest
 import yaml
 from ray.tune.schedulers import TrialScheduler
 
-from data.errors import BadInput
+from search import upstream
 from search.scheduler import STATE_FILE, forget_unknown_trials, make_scheduler
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -22,7 +21,7 @@ def asha(folder, max_t=9, grace=1, rf=3):
 
 def report(scheduler, trial_id: str, iteration: int, value: float, **more) -> str:
     trial = SimpleNamespace(trial_id=trial_id)
-    if trial_id not in scheduler._trial_info:
+    if not upstream.asha_knows(scheduler, trial_id):
         scheduler.on_trial_add(None, trial)
     result = {"iteration": iteration, "eval/return": value, **more}
     return scheduler.on_trial_result(None, trial, result)
@@ -79,17 +78,3 @@ def test_full_budget_is_not_counted_as_pruned(tmp_path):
     report(scheduler, "a", 1, 0.5)
     assert report(scheduler, "a", 2, 0.6) == STOP  # the end of its budget
     assert scheduler.pruned == {}
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (("nope", 9, 1, 3), "unknown scheduler"),
-        (("asha", 3, 4, 3), "grace-period"),
-        (("asha", 9, 1, 1.0), "reduction-factor"),
-    ],
-)
-def test_bad_scheduler_settings(tmp_path, args, message):
-    name, max_t, grace, rf = args
-    with pytest.raises(BadInput, match=message):
-        make_scheduler(name, tmp_path, max_t, grace, rf)

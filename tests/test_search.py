@@ -14,9 +14,12 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, SMOKE, cli, rows
-from core.config import load_yaml
-from core.trainable import trial_config
-from search.results import experiment_state, read_record
+from core.config import from_dict, from_flat, load_yaml
+from search.record import read_record
+from search.results import experiment_state
+from search.upstream import experiment_snapshot
+
+pytestmark = pytest.mark.slow  # real searches: Ray and subprocesses
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,12 @@ def test_smoke_search_runs_trials_and_asha_prunes(smoke):
         iterations = int(t["iterations"])
         assert iterations == 4 if t["status"] == "completed" else 1 <= iterations < 4
         assert t["node_id"] and float(t["busy_s"]) > 0
+    # Canary of search/upstream.py: Ray's experiment snapshot, read as JSON, holds every trial.
+    snapshot = experiment_snapshot(folder)
+    assert set(snapshot) == {t["trial_id"] for t in trials}
+    for state in snapshot.values():
+        assert state["status"] == "TERMINATED" and (folder / state["folder"]).is_dir()
+        assert state["last_result"]["iteration"] >= 1
     assert "best trial" in result.stdout and "best_config.yaml" in result.stdout
     assert "Ray dashboard: http://127.0.0.1:" in result.stdout
     assert f"tensorboard --logdir {Path('results') / 's'}" in result.stdout
@@ -52,10 +61,10 @@ def test_best_config_is_the_best_trial_and_retrains(smoke):
     assert best["trial_id"] == lowest["trial_id"] and best["iterations"] == 4
     assert (folder / best["checkpoint"]).is_file()
 
-    record = read_record(folder)
+    _, record = read_record(folder)
     trial_folder = folder / f"trial_{best['trial_id']}"
     params = yaml.safe_load((trial_folder / "params.json").read_text())
-    expected = trial_config(params, record["base"])
+    expected = from_flat(params, from_dict(record["base"]))
     assert load_yaml(folder / "best_config.yaml") == expected, "round-trips into train"
 
     out = cwd / "retrain"
@@ -121,9 +130,11 @@ def test_killed_search_exports_and_resumes(tmp_path):
     args = (*SMOKE, "--max-iters", 8, "--num-samples", 8, "--name", "k")
     driver = subprocess.Popen(
         [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     folder = tmp_path / "results" / "k"
     try:
         deadline = time.monotonic() + 300
@@ -181,14 +192,21 @@ def test_crashing_killed_and_diverging_trials_do_not_sink_the_search(tmp_path):
     trial's loss diverges from iteration 2, and one trial raises at iteration 5 (late, so the
     kill cannot swallow it before Ray hears of it)."""
     (tmp_path / "claims").mkdir()
-    env = {**os.environ, "RUN_SEARCH_FAULT": "diverge@2,raise@5",
-           "RUN_SEARCH_FAULT_DIR": str(tmp_path / "claims")}  # fmt: skip
+    env = {
+        **os.environ,
+        "RUN_SEARCH_FAULT": "diverge@2,raise@5",
+        "RUN_SEARCH_FAULT_DIR": str(tmp_path / "claims"),
+    }
     args = (*SMOKE, "--max-iters", 6, "--name", "f")
     driver = subprocess.Popen(
         [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
-    )  # fmt: skip
+    )
     folder = tmp_path / "results" / "f"
     killed = None
     deadline = time.monotonic() + 300

@@ -1,10 +1,13 @@
 """The searcher against a real Optuna study: a trial ASHA stopped early is PRUNED, not a
 finished trial with a low-budget value; a trial that ran its budget is COMPLETE."""
 
-import optuna
+from collections import Counter
+
+import numpy as np
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search import upstream
 from search.searcher import PruningAwareOptunaSearch, make_sampler
 from search.spaces import default
 
@@ -23,8 +26,9 @@ def play(search, trial_id: str, values: list[float]) -> None:
     on_trial_result; the last arrives with on_trial_complete."""
     search.suggest(trial_id)
     for i, v in enumerate(values[:-1], start=1):
-        search.on_trial_result(trial_id, {"eval/return": v, "iteration": i,
-                                          "training_iteration": i})  # fmt: skip
+        search.on_trial_result(
+            trial_id, {"eval/return": v, "iteration": i, "training_iteration": i}
+        )
     n = len(values)
     last = {"eval/return": values[-1], "iteration": n, "training_iteration": n}
     search.on_trial_complete(trial_id, last)
@@ -47,10 +51,11 @@ def test_stopped_early_is_pruned_and_full_budget_is_complete():
 def test_plain_ray_optuna_search_would_call_it_complete():
     """The behaviour this project corrects (Ray 2.60): if this starts failing, Ray fixed it
     and PruningAwareOptunaSearch may be retired."""
-    search = OptunaSearch(space=default, metric="eval/return", mode="max",
-                          sampler=make_sampler("tpe", 0, 12))  # fmt: skip
+    search = OptunaSearch(
+        space=default, metric="eval/return", mode="max", sampler=make_sampler("tpe", 0, 12)
+    )
     play(search, "a", [0.1, 0.3])
-    assert search._ot_study.trials[0].state == TrialState.COMPLETE
+    assert upstream.optuna_study(search).trials[0].state == TrialState.COMPLETE
 
 
 def test_errored_trial_is_failed():
@@ -68,10 +73,12 @@ def test_same_seed_same_suggestions():
             out.append(search.suggest(str(i)))
             play_rest = [0.1 * (i % 3), 0.2]
             for step, v in enumerate(play_rest[:-1], start=1):
-                search.on_trial_result(str(i), {"eval/return": v, "iteration": step,
-                                                "training_iteration": step})  # fmt: skip
-            search.on_trial_complete(str(i), {"eval/return": play_rest[-1], "iteration": 2,
-                                              "training_iteration": 2})  # fmt: skip
+                search.on_trial_result(
+                    str(i), {"eval/return": v, "iteration": step, "training_iteration": step}
+                )
+            search.on_trial_complete(
+                str(i), {"eval/return": play_rest[-1], "iteration": 2, "training_iteration": 2}
+            )
         return out
 
     assert sequence(3) == sequence(3)
@@ -79,4 +86,18 @@ def test_same_seed_same_suggestions():
 
 
 def test_random_searcher_samples_uniformly():
-    assert isinstance(make_sampler("random", 0, 4), optuna.samplers.RandomSampler)
+    """Random search draws each coordinate uniformly: the learning rate on a log scale, the
+    schedules and depths equally often (300 draws; bounds 5 sigma wide)."""
+    search = PruningAwareOptunaSearch(
+        default, make_sampler("random", 0, 300), "eval/return", "max", MAX_T
+    )
+    draws = [search.suggest(str(i)) for i in range(300)]
+    log_lr = np.log10([d["train.lr"] for d in draws])
+    low, high = np.log10(3e-4), np.log10(1e-2)
+    thirds = np.histogram(log_lr, bins=3, range=(low, high))[0]
+    assert all(60 <= n <= 140 for n in thirds), thirds  # 100 expected in each
+    schedules = Counter(d["diffusion.schedule"] for d in draws)
+    assert set(schedules) == {"cosine", "linear", "loglinear"}
+    assert all(60 <= n <= 140 for n in schedules.values()), schedules
+    depths = Counter(d["model.depth"] for d in draws)
+    assert set(depths) == {1, 2, 3, 4} and all(40 <= n <= 110 for n in depths.values()), depths

@@ -5,8 +5,7 @@ import math
 import optuna
 import pytest
 
-from core.config import DEFAULT, to_dict
-from core.trainable import trial_config
+from core.config import DEFAULT, from_flat
 from data.errors import BadInput
 from search.spaces import SPACES, space
 
@@ -34,7 +33,7 @@ def test_every_sample_is_a_valid_configuration(name, sampler):
     }[sampler]
     seen_hidden, seen_heads = set(), set()
     for params, real in samples(name, make(), 150):
-        config = trial_config(params, to_dict(DEFAULT))  # validates: raises on a bad config
+        config = from_flat(params, DEFAULT)  # validates: raises on a bad config
         m, d, t = config.model, config.diffusion, config.train
         assert m.hidden % m.heads == 0 and m.hidden in (32, 64, 128)
         assert m.hidden // m.heads in (8, 16, 32)
@@ -58,10 +57,16 @@ def test_learning_rate_is_sampled_on_a_log_scale():
 def test_wide_space_adds_the_documented_parameters():
     params, _ = samples("wide", optuna.samplers.RandomSampler(0), 1)[0]
     for key in (
-        "train.batch_size", "model.dropout", "train.weight_decay", "model.conditioning",
-        "diffusion.weighting", "model.horizon", "diffusion.exec_steps",
-        "diffusion.sampling_steps", "train.ema",
-    ):  # fmt: skip
+        "train.batch_size",
+        "model.dropout",
+        "train.weight_decay",
+        "model.conditioning",
+        "diffusion.weighting",
+        "model.horizon",
+        "diffusion.exec_steps",
+        "diffusion.sampling_steps",
+        "train.ema",
+    ):
         assert key in params
 
 

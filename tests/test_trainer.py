@@ -9,17 +9,20 @@ import torch
 
 from conftest import tiny
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.evaluate import Policy, rollout
-from core.runs import load_demos
-from core.tokens import DONE
-from core.trainer import Chunks, Trainer, pick_device, policy_from_checkpoint, warmup_cosine
+from core.chunks import Chunks
+from core.device import pick_device
+from core.evaluate import rollout
+from core.lr_schedule import warmup_cosine
+from core.policy import Policy, policy_from_checkpoint
+from core.trainer import Trainer
+from data.demos import DONE, for_data
 from data.envs import eval_seeds
 from data.errors import BadInput
 
 
 @pytest.fixture(scope="module")
 def demos():
-    return load_demos(tiny())
+    return for_data(tiny().data)
 
 
 def test_chunks_hold_the_next_actions_padded_with_done(demos):
@@ -147,10 +150,15 @@ def test_dagger_adds_expert_labels_for_the_policys_own_states(demos):
     metrics = trainer.train_iteration()
     added = len(trainer.train_set) - before
     assert added > 0 and metrics["train/samples"] == len(trainer.train_set)
-    # Each added label is the expert's plan from a state the policy reached: a valid action
-    # sequence that ends in done-padding once the goal is reached.
+    # Each added label is the expert's plan from a state the policy reached: moves (the expert
+    # never plans done), then done-padding from where the goal is reached to the horizon.
     new = trainer.train_set.actions[before:]
     assert ((new >= 0) & (new <= DONE)).all()
+    for row in new.tolist():
+        moves = row.index(DONE) if DONE in row else len(row)
+        assert row[moves:] == [DONE] * (len(row) - moves), f"done before a move: {row}"
+    short = [row for row in new.tolist() if DONE in row]
+    assert short, "some states were within the horizon of the goal, so padding was checked"
     assert trainer.relabelled == 3
     assert set(trainer.train_seeds.tolist()).isdisjoint(
         eval_seeds(config.data.seed, 1000).tolist()

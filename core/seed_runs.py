@@ -1,9 +1,9 @@
-"""Single training runs without Ray: train one or several seeds, log, checkpoint, summarise."""
+"""The `train` command without Ray: train a configuration from scratch on one or several seeds,
+log each iteration, checkpoint, and summarise the seeds."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import time
@@ -12,29 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tensorboardX import SummaryWriter
 
-from core.checkpoint import jsonable, load_checkpoint, save_checkpoint, write_json
+from core.checkpoint import jsonable, save_checkpoint, write_json
 from core.config import Config, to_dict
-from core.evaluate import rollout
-from core.trainer import Trainer, pick_device, policy_from_checkpoint
-from data.demos import Demos, cached
-from data.files import write_atomically
-
-DATA_CACHE = Path("data/cache")
-SHOWN = ("train/loss", "val/loss", "val/acc", "eval/success", "eval/return", "perf/samples_per_s")
-
-
-def load_demos(config: Config, cache_dir: Path = DATA_CACHE) -> Demos:
-    d = config.data
-    demos, _, _ = cached(d.env, d.episodes, d.seed, cache_dir, d.noise)
-    return demos
+from core.metrics import PROGRESS, TIME
+from core.trainer import Trainer
+from data.demos import Demos, for_data
 
 
 def progress_line(prefix: str, iteration: int, total: int, metrics: dict) -> str:
     parts = [f"{prefix}iter {iteration:>3}/{total}"]
-    for key in SHOWN:
+    for key in PROGRESS:
         if key in metrics:
             value = metrics[key]
             parts.append(f"{key} {value:.0f}" if key.startswith("perf") else f"{key} {value:.3f}")
@@ -59,7 +48,7 @@ def train_one(
     with SummaryWriter(str(out / "tb")) as writer, open(out / "history.jsonl", "w") as history:
         for _ in range(config.train.iters):
             metrics = trainer.train_iteration()
-            line = {"iteration": trainer.iteration, **metrics}
+            line = {TIME: trainer.iteration, **metrics}
             history.write(json.dumps(jsonable(line)) + "\n")
             history.flush()
             for key, value in metrics.items():
@@ -80,7 +69,7 @@ def train_seeds(
     """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations (the
     cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
     metrics, their mean and standard deviation."""
-    demos = demos if demos is not None else load_demos(config)
+    demos = demos if demos is not None else for_data(config.data)
     per_seed = {}
     for i in range(seeds):
         seed = config.train.seed + i
@@ -101,25 +90,3 @@ def train_seeds(
 def nan_stat(stat, values: list) -> float:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(stat(finite)) if finite else float("nan")
-
-
-def evaluate_checkpoint(
-    path: Path, episodes: int, seed: int, gif: Path | None = None
-) -> dict[str, float]:
-    """Roll a saved policy out on held-out seeds; optionally save the first episode as a GIF."""
-    payload = load_checkpoint(path)
-    policy = policy_from_checkpoint(payload, pick_device("auto"))
-    frames: list | None = [] if gif is not None else None
-    metrics = rollout(policy, policy.config.data.env, episodes, seed, frames)
-    if gif is not None:
-        save_gif(frames, gif)
-    return metrics
-
-
-def save_gif(frames: list, path: Path) -> None:
-    images = [Image.fromarray(frame) for frame in frames]
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0
-    )
-    write_atomically(path, buffer.getvalue())

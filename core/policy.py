@@ -1,0 +1,64 @@
+"""The policy: a trained denoiser plus the plan/execute rule of its configuration, from live
+weights or from a checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.config import Config, from_dict
+from core.diffusion import make_schedule
+from core.dit import DiT
+from core.sampler import sample_plan
+from data.errors import BadInput
+
+
+class Policy:
+    """Receding horizon (Chi et al. 2023, Diffusion Policy): each call plans ``horizon``
+    actions and hands back the first ``exec_steps`` to execute before the next call."""
+
+    def __init__(self, model: torch.nn.Module, config: Config, device: torch.device):
+        self.model = model
+        self.config = config
+        self.device = device
+        self.schedule = make_schedule(config.diffusion.schedule)
+
+    def plan(self, images: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(B, 7, 7, 3), (B,) -> the first exec_steps actions of each plan, (B, exec_steps)."""
+        d = self.config.diffusion
+        was_training = self.model.training
+        if was_training:  # eval() walks every submodule: skipped when already there
+            self.model.eval()
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        actions = sample_plan(
+            self.model,
+            torch.from_numpy(images).to(self.device),
+            torch.from_numpy(directions).to(self.device),
+            self.config.model.horizon,
+            d.sampling_steps,
+            self.schedule,
+            d.sampler,
+            generator,
+        )
+        if was_training:
+            self.model.train()
+        return actions[:, : d.exec_steps].cpu().numpy()
+
+
+def policy_from_checkpoint(payload: dict, device: torch.device) -> Policy:
+    """The evaluation policy (EMA weights when the run kept them) of a loaded checkpoint."""
+    config = from_dict(payload["config"], where="checkpoint config")
+    model = DiT(config.model).to(device)
+    weights = payload["model"]
+    if payload.get("ema") is not None:
+        prefix = "module."
+        weights = {k[len(prefix) :]: v for k, v in payload["ema"].items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise BadInput(
+            f"checkpoint weights do not fit its configuration ({str(error).splitlines()[0]}); "
+            "retrain or pass another file"
+        ) from None
+    model.eval()
+    return Policy(model, config, device)

@@ -1,0 +1,112 @@
+"""A search's settings, declared once: each field's type, default, range and doc give the
+search's command-line flags (``run_search.py search --help``), their checks and what a
+resumed or exported search reads back from its record."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from core import config as cfg
+from core import fields
+from core.config import Preset
+from core.fields import AT_LEAST_ONE, NON_NEGATIVE, Range, setting
+from core.metrics import Metric, mode_of
+from data.envs import check_env_id
+from data.errors import BadInput
+from search.spaces import SpaceName
+
+SearcherName = Literal["tpe", "random"]  # search/searcher.py
+SchedulerName = Literal["asha", "fifo"]  # search/scheduler.py
+
+# --smoke: a real search on a budget that finishes in about a minute (tests and CI).
+SMOKE_SETTINGS = {
+    "env": "MiniGrid-DoorKey-5x5-v0",
+    "num_samples": 6,
+    "max_iters": 4,
+    "grace_period": 1,
+    "reduction_factor": 2.0,
+}
+SMOKE = {
+    "data.episodes": 60,
+    "train.steps_per_iter": 10,
+    "train.batch_size": 32,
+    "train.warmup_steps": 5,
+    "train.eval_episodes": 10,
+    "train.dagger_episodes": 10,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The defaults are the main job: about 10 minutes on 2 CPU cores. DoorKey-5x5 has random
+    layouts and separates configurations within a few hundred updates (DoorKey-8x8 needs
+    about five iterations before any policy succeeds, so early rungs would compare zeros)."""
+
+    env: str = setting("MiniGrid-DoorKey-5x5-v0", "MiniGrid id the trials train on")
+    num_samples: int = setting(12, "trials to run", AT_LEAST_ONE)
+    max_iters: int = setting(6, "iterations of a full trial", AT_LEAST_ONE)
+    space: SpaceName = setting("default", "hyperparameters searched (search/spaces.py)")
+    searcher: SearcherName = setting("tpe", "proposes configurations")
+    scheduler: SchedulerName = setting("asha", "stops weak trials early (asha) or never (fifo)")
+    grace_period: int = setting(3, "ASHA's first rung, in iterations", AT_LEAST_ONE)
+    reduction_factor: float = setting(
+        3.0, "ASHA keeps 1/this of the trials at each rung", Range(1, open_low=True)
+    )
+    metric: Metric = setting("eval/return", "metric to optimise, on the selection episodes")
+    preset: Preset = setting("default", "configuration the space is laid over")
+    seed: int = setting(0, "searcher and training seed", NON_NEGATIVE)
+    max_failures: int = setting(2, "retries of a failed trial", NON_NEGATIVE)
+    smoke: bool = setting(False, "tiny budget, about a minute (tests and CI)")
+
+    @property
+    def mode(self) -> str:
+        return mode_of(self.metric)
+
+    @classmethod
+    def given(cls, flags: dict) -> Settings:
+        """Settings from what the user gave (flags left out are absent): the defaults, then
+        the smoke budget when asked for, then the flags."""
+        smoke = SMOKE_SETTINGS if flags.get("smoke") else {}
+        return cls(**{**smoke, **flags})
+
+    @classmethod
+    def from_record(cls, raw: object, folder) -> Settings:
+        """The settings a search folder recorded; BadInput when they do not fit this version."""
+        try:
+            return check(cls(**raw))
+        except (TypeError, BadInput):
+            raise BadInput(
+                f"{folder} was written by another version of this tool; start a new search"
+            ) from None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def check(settings: Settings) -> Settings:
+    """Each setting within its declared values, and the rules between them."""
+    fields.check(settings, flag=True)
+    check_env_id(settings.env)
+    if settings.scheduler == "asha" and settings.grace_period > settings.max_iters:
+        raise BadInput(
+            f"--grace-period {settings.grace_period} is more than --max-iters "
+            f"{settings.max_iters}: a trial must be able to reach the first rung"
+        )
+    return settings
+
+
+def base_config(settings: Settings) -> cfg.Config:
+    """The configuration every trial starts from: the preset, the environment, the budget;
+    evaluated at every iteration, because the scheduler judges trials on rollouts."""
+    values = {
+        "data.env": settings.env,
+        "train.iters": settings.max_iters,
+        "train.eval_every": 1,
+        "train.eval_episodes": 100,
+        "train.seed": settings.seed,
+    }
+    if settings.smoke:
+        values.update(SMOKE)
+    return cfg.from_flat(values, cfg.preset(settings.preset), where="search settings")

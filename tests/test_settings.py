@@ -1,0 +1,99 @@
+"""Settings declared once: the configuration's and the search's fields give the checks, the
+``--set`` coercion, the command-line flags and their help."""
+
+import argparse
+import dataclasses
+
+import pytest
+
+from core import fields
+from core.config import DEFAULT, PRESETS, SECTION_TYPES, apply_sets, flat, from_flat
+from data.errors import BadInput
+from search.settings import SMOKE_SETTINGS, Settings, check
+
+
+def test_every_key_is_documented_and_the_defaults_are_the_default_preset():
+    for section, cls in SECTION_TYPES.items():
+        for f in dataclasses.fields(cls):
+            assert fields.doc(f), f"{section}.{f.name} has no doc"
+    assert from_flat({}) == DEFAULT and PRESETS["default"] == DEFAULT
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("diffusion.schedule=cubic", "use one of cosine, linear, loglinear, full"),
+        ("model.conditioning=stack", "use one of pool, prefix"),
+        ("train.lr=0", "train.lr is 0.0: use a positive number"),
+        ("train.weight_decay=-1", "use zero or more"),
+        ("data.noise=1", r"data.noise is 1.0: use a value in \[0, 1\)"),
+        ("data.val_fraction=0", r"use a value in \(0, 1\)"),
+        ("data.episodes=1", "data.episodes is 1: use 2 or more"),
+        ("model.hidden=6.5", "model.hidden must be int"),
+        ("train.lr=.inf", "use a positive number"),
+    ],
+)
+def test_a_value_outside_its_declaration_is_bad_input(item, message):
+    with pytest.raises(BadInput, match=message):
+        from_flat({}, apply_sets(DEFAULT, [item]))
+
+
+def test_values_are_read_as_their_declared_types():
+    config = apply_sets(DEFAULT, ["train.lr=3e-4", "model.hidden=32", "diffusion.antithetic=no"])
+    values = flat(config)
+    assert values["train.lr"] == 3e-4 and values["model.hidden"] == 32
+    assert values["diffusion.antithetic"] is False
+    assert from_flat(values) == config, "flat and from_flat are inverses"
+
+
+def search_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    fields.add_flags(parser, Settings)
+    return parser
+
+
+def test_every_search_setting_is_a_flag_with_its_doc_and_default():
+    parser = search_parser()
+    flags = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert set(flags) == {f.name for f in dataclasses.fields(Settings)}
+    for f in dataclasses.fields(Settings):
+        assert fields.doc(f) in flags[f.name].help
+        if f.type != "bool":
+            assert (
+                f"default {f.default:g}" in flags[f.name].help
+                if isinstance(f.default, float)
+                else f"default {f.default}" in flags[f.name].help
+            )
+    given = vars(parser.parse_args(["--num-samples", "3", "--scheduler", "fifo", "--smoke"]))
+    assert given == {"num_samples": 3, "scheduler": "fifo", "smoke": True}, "only what was given"
+    settings = Settings.given(given)
+    assert settings.num_samples == 3 and settings.max_iters == SMOKE_SETTINGS["max_iters"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num-samples", "0"], "0 is not 1 or more"),
+        (["--reduction-factor", "1"], "1 is not more than 1"),
+        (["--space", "huge"], "invalid choice"),
+        (["--max-failures", "2.5"], "not a whole number"),
+    ],
+)
+def test_bad_flags_are_refused_by_the_parser(flags, message):
+    with pytest.raises(argparse.ArgumentError, match=message):
+        search_parser().parse_args(flags)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"scheduler": "pbt"}, "--scheduler is 'pbt': use one of asha, fifo"),
+        ({"max_iters": 3, "grace_period": 4}, "--grace-period 4 is more than --max-iters 3"),
+        ({"reduction_factor": 1.0}, "--reduction-factor is 1.0: use more than 1"),
+        ({"metric": "eval/fun"}, "--metric is 'eval/fun'"),
+        ({"env": "MiniGrid-KeyCorridorS3R1-v0"}, "not a reach-the-goal family"),
+    ],
+)
+def test_settings_from_the_python_api_are_checked_too(changes, message):
+    with pytest.raises(BadInput, match=message):
+        check(Settings(**changes))
