@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import fields
@@ -108,8 +109,10 @@ def build_parser() -> Parser:
 
     evaluate = commands.add_parser("evaluate", help="roll a checkpoint out in the environment")
     evaluate.add_argument("checkpoint", type=Path)
-    evaluate.add_argument("--episodes", type=positive_int, default=100)
-    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="evaluation seed block")
+    evaluate.add_argument("--episodes", type=positive_int, default=300, help="test episodes")
+    evaluate.add_argument(
+        "--seed", type=non_negative_int, help="test episode block (default: the data seed)"
+    )
     evaluate.add_argument("--gif", type=Path, help="save the first episode as an animated GIF")
     return parser
 
@@ -177,6 +180,8 @@ def run_data(args) -> None:
 
 def run_train(args) -> None:
     from core import config as cfg
+    from core.evaluate import describe_unseen
+    from core.metrics import TEST
     from core.seed_runs import train_seeds
 
     if args.config and args.preset:
@@ -208,19 +213,25 @@ def run_train(args) -> None:
         raise BadInput(f"{out} already holds a finished run; pass another --out or delete it")
     print(f"training {name} on {config.data.env} -> {out}")
     summary = train_seeds(config, args.seeds, out, demos=demos)
-    mean, std = summary["mean"], summary["std"]
-    for key in ("eval/success", "eval/return", "eval/len_ratio"):
-        print(f"{key}: {mean[key]:.3f} ± {std[key]:.3f} over {args.seeds} seed(s)")
+    mean, half = summary["mean"], summary["ci95"]
+    seeds = f"over {args.seeds} seed(s)" + (", 95% interval" if args.seeds > 1 else "")
+    for key in (*TEST, "eval/return"):
+        if key in mean:
+            interval = f" ± {half[key]:.3f}" if math.isfinite(half[key]) else ""
+            print(f"{key}: {mean[key]:.3f}{interval} {seeds}")
+    if "test/episodes" in mean:
+        print(describe_unseen(next(iter(summary["seeds"].values()))))
     print(f"wrote {out / 'metrics.json'}")
 
 
 def run_evaluate(args) -> None:
-    from core.evaluate import evaluate_checkpoint
+    from core.evaluate import describe_unseen, evaluate_checkpoint
 
     if args.gif is not None and args.gif.suffix.lower() != ".gif":
         raise BadInput(f"--gif {args.gif} must end in .gif")
     metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif)
     print(json.dumps(metrics, indent=2))
+    print(describe_unseen(metrics))
     if args.gif is not None:
         print(f"wrote {args.gif}")
 

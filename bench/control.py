@@ -28,7 +28,7 @@ from core.evaluate import play_episodes
 from core.policy import Policy, policy_from_checkpoint
 from core.trainer import Trainer
 from data.demos import for_data
-from data.envs import eval_seeds, make_env
+from data.envs import episode_seeds, make_env
 
 
 def trained_policy(config: cfg.Config, steps: int) -> Policy:
@@ -42,7 +42,7 @@ def trained_policy(config: cfg.Config, steps: int) -> Policy:
 def latency_ms(policy: Policy, env_id: str, calls: int) -> list[float]:
     """Milliseconds of each batch-1 replanning, on the observations of a few resets."""
     env = make_env(env_id)
-    observations = [env.reset(seed=int(s))[0] for s in eval_seeds(0, 16)]
+    observations = [env.reset(seed=int(s))[0] for s in episode_seeds("selection", 0, 16)]
     env.close()
     times = []
     for i in range(calls + 5):
@@ -80,7 +80,7 @@ def rollout_steps_per_s(policy: Policy, env_id: str, episodes: int, round_: int)
     """(env steps/s of one evaluation, its success rate); each round plays other held-out
     seeds."""
     start = time.perf_counter()
-    runs = play_episodes(policy, env_id, eval_seeds(round_, episodes))
+    runs = play_episodes(policy, env_id, episode_seeds("selection", round_, episodes))
     elapsed = time.perf_counter() - start
     return sum(run.length for run in runs) / elapsed, float(np.mean([r.success for r in runs]))
 

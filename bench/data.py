@@ -25,14 +25,14 @@ from core.chunks import Chunks
 from data.demos import generate
 from data.demos import load as load_demos
 from data.demos import save as save_demos
-from data.envs import demo_seeds, make_env
+from data.envs import episode_seeds, make_env
 from data.expert import shortest_plan
 
 
 def plans_per_s(env_id: str, episodes: int) -> float:
     """The planner alone, once per freshly reset layout."""
     env = make_env(env_id)
-    seeds = demo_seeds(0, episodes)
+    seeds = episode_seeds("training", 0, episodes)
     busy = 0.0
     for seed in seeds:
         env.reset(seed=int(seed))

@@ -72,6 +72,9 @@ class DiffusionConfig:
         "confidence", "confidence (MaskGIT order) | ancestral (MDLM)"
     )
     sampling_steps: int = setting(2, "K denoising steps per plan", POSITIVE)
+    temperature: float = setting(
+        0.0, "token values: 0 takes the most likely (greedy); above 0 samples", NON_NEGATIVE
+    )
     exec_steps: int = setting(2, "actions executed from each plan before replanning", POSITIVE)
 
 
@@ -101,6 +104,12 @@ class TrainConfig:
     )
     eval_every: int = setting(5, "roll out every this many iterations (and at the last)", POSITIVE)
     eval_episodes: int = setting(50, "selection episodes per rollout evaluation", POSITIVE)
+    test_episodes: int = setting(
+        300,
+        "test episodes rolled out once after the last iteration (final figures, never used "
+        "to choose); 0: none",
+        NON_NEGATIVE,
+    )
     seed: int = setting(0, "weights and batches (episodes follow data.seed)", NON_NEGATIVE)
     threads: int = setting(0, "torch CPU threads; 0 leaves torch's default", NON_NEGATIVE)
     device: Literal["auto", "cpu", "cuda", "mps"] = setting(

@@ -30,6 +30,10 @@ class Schedule:
     def elbo_weight(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def reveal_ratio(self, t: torch.Tensor) -> torch.Tensor:
+        """The share of a plan the confidence sampler leaves masked at t."""
+        return self.mask_ratio(t)
+
 
 class Linear(Schedule):
     def mask_ratio(self, t):
@@ -69,6 +73,10 @@ class LogLinear(Schedule):
 
     def elbo_weight(self, t):
         return self.rate_noise(t) / torch.expm1(self.total_noise(t))
+
+    def reveal_ratio(self, t):
+        # The eps only keeps the loss finite at t = 1; a plan is laid out on t itself.
+        return t
 
 
 class Full(Schedule):

@@ -4,13 +4,19 @@ All live episodes that need a new plan share one policy call. Receding horizon (
 2023, Diffusion Policy): predict ``horizon`` actions, execute the first ``exec_steps``,
 observe again, replan. Greedy planning in deterministic dynamics fails by looping: when
 the full environment state at a replanning point repeats, the episode can never succeed
-and is stopped at once and scored a failure (return 0).
+and is stopped at once and scored a failure (return 0). A policy that samples may leave
+such a state the next time, so its episodes run to the environment's step limit.
+
+Two sets of episodes are rolled out here (``data/envs.py``): *selection* episodes give
+``eval/*``, which the search ranks on; *test* episodes give ``test/*``, the final figures,
+with how many of them start from a layout no training episode had.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +27,7 @@ from core.checkpoint import load_checkpoint
 from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
 from data.demos import padded
-from data.envs import eval_seeds, make_env
+from data.envs import episode_seeds, full_state, layouts, make_env
 from data.expert import shortest_plan
 from data.files import write_atomically
 
@@ -30,51 +36,68 @@ from data.files import write_atomically
 class Episode:
     seed: int
     expert_length: int
+    layout: bytes  # the full state it started from
     length: int = 0
     reward: float = 0.0
     success: bool = False
     done: bool = False
 
 
-def state_key(env) -> bytes:
-    """The full environment state: a repeat at a replanning point means a loop."""
-    u = env.unwrapped
-    carrying = u.carrying.encode() if u.carrying is not None else (0, 0, 0)
-    head = np.array([*u.agent_pos, u.agent_dir, *carrying], dtype=np.int64).tobytes()
-    return head + u.grid.encode().tobytes()
-
-
 def rollout(
-    policy: Policy,
-    env_id: str,
-    episodes: int,
-    seed: int,
-    frames: list | None = None,
+    policy: Policy, env_id: str, episodes: int, seed: int, frames: list | None = None
 ) -> dict[str, float]:
-    """Roll the policy out on ``episodes`` held-out seeds (``data.envs.eval_seeds``). If
-    ``frames`` is a list, the first episode's rendered frames are appended to it (for a GIF).
-    Returns eval/success, eval/return, eval/len_ratio (mean over successful episodes)."""
-    return play(policy, env_id, eval_seeds(seed, episodes), frames)
+    """Roll the policy out on ``episodes`` selection episodes of ``seed``. If ``frames`` is a
+    list, the first episode's rendered frames are appended to it (for a GIF). Returns
+    eval/success, eval/return, eval/len_ratio (mean over successful episodes)."""
+    runs = play_episodes(policy, env_id, episode_seeds("selection", seed, episodes), frames)
+    return summary(runs, "eval")
 
 
-def play(
-    policy: Policy,
-    env_id: str,
-    env_seeds,
-    frames: list | None = None,
-    visits: list | None = None,
+def on_test_episodes(
+    policy: Policy, episodes: int, data, seed: int | None = None, frames: list | None = None
 ) -> dict[str, float]:
-    """Roll the policy out on the given env seeds and summarise: eval/success, eval/return,
-    eval/len_ratio (mean over successful episodes)."""
-    runs = play_episodes(policy, env_id, env_seeds, frames, visits)
+    """Roll the policy out on ``episodes`` test episodes (of ``seed``, by default the data
+    seed) of the environment its data section (``DataConfig``) names. Returns test/success,
+    test/return, test/len_ratio and, against the layouts of the demonstrations ``data`` names,
+    how many test episodes start from a layout no training episode had and success on those."""
+    block = data.seed if seed is None else seed
+    runs = play_episodes(policy, data.env, episode_seeds("test", block, episodes), frames)
+    seen = set(layouts(data.env, episode_seeds("training", data.seed, data.episodes)))
+    unseen = [run for run in runs if run.layout not in seen]
+    return {
+        **summary(runs, "test"),
+        "test/episodes": float(len(runs)),
+        "test/unseen_episodes": float(len(unseen)),
+        "test/success_unseen": float(np.mean([r.success for r in unseen])) if unseen else math.nan,
+        "test/layouts": float(len({run.layout for run in runs})),
+    }
+
+
+def summary(runs: list[Episode], prefix: str) -> dict[str, float]:
+    """Success rate, mean return and mean length / the expert's (over successful episodes)."""
     successes = [run for run in runs if run.success]
     return {
-        "eval/success": float(np.mean([run.success for run in runs])),
-        "eval/return": float(np.mean([run.reward for run in runs])),
-        "eval/len_ratio": float(np.mean([r.length / r.expert_length for r in successes]))
+        f"{prefix}/success": float(np.mean([run.success for run in runs])),
+        f"{prefix}/return": float(np.mean([run.reward for run in runs])),
+        f"{prefix}/len_ratio": float(np.mean([r.length / r.expert_length for r in successes]))
         if successes
-        else float("nan"),
+        else math.nan,
     }
+
+
+def describe_unseen(metrics: dict) -> str:
+    """One line on how much of a test report is on layouts training never had."""
+    n, unseen = int(metrics["test/episodes"]), int(metrics["test/unseen_episodes"])
+    if unseen:
+        return (
+            f"{unseen} of {n} test episodes start from a layout no training episode had; "
+            f"success on those: {metrics['test/success_unseen']:.3f}"
+        )
+    return (
+        f"none of the {n} test episodes starts from a layout training lacked (they show "
+        f"{int(metrics['test/layouts'])} distinct layout(s), all in the demonstrations): the "
+        "environment has too few layouts for any to be unseen"
+    )
 
 
 def play_episodes(
@@ -91,7 +114,7 @@ def play_episodes(
     for i, env_seed in enumerate(env_seeds):
         env = make_env(env_id, render_mode="rgb_array" if frames is not None and i == 0 else None)
         observation, _ = env.reset(seed=int(env_seed))
-        runs.append(Episode(int(env_seed), len(shortest_plan(env))))
+        runs.append(Episode(int(env_seed), len(shortest_plan(env)), full_state(env)))
         envs.append(env)
         obs.append(observation)
         seen.append(set())
@@ -100,8 +123,8 @@ def play_episodes(
     queues: list[list[int]] = [[] for _ in envs]
     while True:
         replan = [i for i, run in enumerate(runs) if not run.done and not queues[i]]
-        for i in replan:
-            key = state_key(envs[i])
+        for i in replan if policy.deterministic else ():
+            key = full_state(envs[i])
             if key in seen[i]:
                 runs[i].done = True  # a loop: the same state, the same greedy plan, forever
             seen[i].add(key)
@@ -136,13 +159,14 @@ def play_episodes(
 
 
 def evaluate_checkpoint(
-    path: Path, episodes: int, seed: int, gif: Path | None = None
+    path: Path, episodes: int, seed: int | None = None, gif: Path | None = None
 ) -> dict[str, float]:
-    """Roll a saved policy out on held-out seeds; optionally save the first episode as a GIF."""
+    """Roll a saved policy out on test episodes (block ``seed``, by default its data seed);
+    optionally save the first episode as a GIF."""
     payload = load_checkpoint(path)
     policy = policy_from_checkpoint(payload, pick_device("auto"))
     frames: list | None = [] if gif is not None else None
-    metrics = rollout(policy, policy.config.data.env, episodes, seed, frames)
+    metrics = on_test_episodes(policy, episodes, policy.config.data, seed, frames)
     if gif is not None:
         save_gif(frames, gif)
     return metrics

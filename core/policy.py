@@ -15,13 +15,24 @@ from data.errors import BadInput
 
 class Policy:
     """Receding horizon (Chi et al. 2023, Diffusion Policy): each call plans ``horizon``
-    actions and hands back the first ``exec_steps`` to execute before the next call."""
+    actions and hands back the first ``exec_steps`` to execute before the next call.
+
+    Sampling draws from one generator, seeded once per policy: successive plans see fresh
+    randomness, and a rollout with a new policy repeats exactly."""
 
     def __init__(self, model: torch.nn.Module, config: Config, device: torch.device):
         self.model = model
         self.config = config
         self.device = device
         self.schedule = make_schedule(config.diffusion.schedule)
+        self.generator = torch.Generator(device=device).manual_seed(config.train.seed)
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether the same observation always gets the same plan: greedy values in the
+        confidence order (the ancestral order reveals positions at random)."""
+        d = self.config.diffusion
+        return d.temperature == 0 and d.sampler == "confidence"
 
     def plan(self, images: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(B, 7, 7, 3), (B,) -> the first exec_steps actions of each plan, (B, exec_steps)."""
@@ -29,7 +40,6 @@ class Policy:
         was_training = self.model.training
         if was_training:  # eval() walks every submodule: skipped when already there
             self.model.eval()
-        generator = torch.Generator(device=self.device).manual_seed(0)
         actions = sample_plan(
             self.model,
             torch.from_numpy(images).to(self.device),
@@ -38,7 +48,8 @@ class Policy:
             d.sampling_steps,
             self.schedule,
             d.sampler,
-            generator,
+            self.generator,
+            d.temperature,
         )
         if was_training:
             self.model.train()

@@ -16,7 +16,7 @@ from tensorboardX import SummaryWriter
 
 from core.checkpoint import jsonable, save_checkpoint, write_json
 from core.config import Config, to_dict
-from core.metrics import PROGRESS, TIME
+from core.metrics import PROGRESS, TIME, mean_interval
 from core.trainer import Trainer
 from data.demos import Demos, for_data
 
@@ -68,7 +68,7 @@ def train_seeds(
 ) -> dict:
     """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations (the
     cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
-    metrics, their mean and standard deviation."""
+    metrics, their mean, standard deviation and the half-width of the mean's 95% interval."""
     demos = demos if demos is not None else for_data(config.data)
     per_seed = {}
     for i in range(seeds):
@@ -77,11 +77,14 @@ def train_seeds(
         prefix = f"[seed {seed}] " if seeds > 1 else ""
         per_seed[str(seed)] = train_one(run, demos, out / f"seed{seed}", log, prefix)
     keys = sorted({k for m in per_seed.values() for k in m})
+    values = {k: [m.get(k) for m in per_seed.values()] for k in keys}
+    intervals = {k: mean_interval(v) for k, v in values.items()}
     summary = {
         "config": to_dict(config),
         "seeds": per_seed,
-        "mean": {k: nan_stat(np.mean, [m.get(k) for m in per_seed.values()]) for k in keys},
-        "std": {k: nan_stat(np.std, [m.get(k) for m in per_seed.values()]) for k in keys},
+        "mean": {k: mean for k, (mean, _) in intervals.items()},
+        "std": {k: nan_stat(np.std, v) for k, v in values.items()},
+        "ci95": {k: half for k, (_, half) in intervals.items()},
     }
     write_json(out / "metrics.json", summary)
     return summary

@@ -15,11 +15,11 @@ import torch
 from ray import tune
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.config import from_dict, from_flat
+from core.config import Config, from_dict, from_flat
 from core.faults import inject_faults
 from core.metrics import HEADLINE, TIME
 from core.trainer import Trainer
-from data.demos import Demos
+from data.demos import Demos, for_data
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -37,16 +37,33 @@ def granted_cpus() -> int:
     return max(1, int(resources.required_resources.get("CPU", 1)))
 
 
-def train_trial(params: dict, demos: Demos, base: dict) -> None:
+def train_trial(params: dict, demos: Demos, base: dict, cache: str) -> None:
     """Train one trial to ``train.iters`` iterations, resuming from Tune's checkpoint.
 
-    ``demos`` and ``base`` arrive through ``tune.with_parameters``: the dataset is built once
-    per search and shared through Ray's object store. A restored trial may repeat the
+    ``demos``, ``base`` and ``cache`` (the dataset cache's absolute path) arrive through
+    ``tune.with_parameters``: the dataset is built once per search and shared through Ray's
+    object store. A restored trial may repeat the
     iteration after its checkpoint; its report carries the same ``iteration`` and the
     exports keep the last report of each iteration.
     """
     base_config = from_dict(base, where="search base configuration")
-    config = from_flat(params, base_config, where="trial parameters")
+    train(from_flat(params, base_config, where="trial parameters"), demos, base_config, cache)
+
+
+def train_finalist(params: dict, demos: Demos, base: dict, cache: str, finalists: dict) -> None:
+    """Retrain finalist ``params["finalist"]`` (its values in ``finalists``) on training seed
+    ``params["train.seed"]``; its last report carries the test figures."""
+    values = {**finalists[params["finalist"]], "train.seed": params["train.seed"]}
+    base_config = from_dict(base, where="finalist base configuration")
+    train(from_flat(values, base_config, where="finalist"), demos, base_config, cache)
+
+
+def train(config: Config, demos: Demos, base: Config, cache: str) -> None:
+    """Train ``config`` in this trial, from its last checkpoint if it has one. ``demos`` are
+    the base configuration's; a trial that searches the data itself (count, noise) reads or
+    builds its own in the search's dataset cache (Ray runs a trial in its own folder)."""
+    if config.data != base.data:
+        demos = for_data(config.data, Path(cache))
     torch.set_num_threads(config.train.threads or granted_cpus())
     trainer = Trainer(config, demos, torch.device(granted_device(config.train.device)))
     checkpoint = tune.get_checkpoint()

@@ -18,7 +18,7 @@ from core.config import Config, to_dict
 from core.device import pick_device
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT
-from core.evaluate import play, rollout
+from core.evaluate import on_test_episodes, play_episodes, rollout
 from core.lr_schedule import make_lr_schedule
 from core.policy import Policy
 from data.demos import Demos
@@ -114,9 +114,9 @@ class Trainer:
         model.train()
         return loss.item(), acc.item()
 
-    def rollout(self, episodes: int, seed: int = 0, frames: list | None = None) -> dict:
-        policy = Policy(self.eval_model, self.config, self.device)
-        return rollout(policy, self.config.data.env, episodes, seed, frames)
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.eval_model, self.config, self.device)
 
     def relabel(self, episodes: int) -> float:
         """DAgger (Ross et al. 2011): the policy plays training-seed episodes, the expert labels
@@ -127,8 +127,7 @@ class Trainer:
         seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
         visits: list = []
-        policy = Policy(self.eval_model, self.config, self.device)
-        play(policy, self.config.data.env, seeds, visits=visits)
+        play_episodes(self.policy, self.config.data.env, seeds, visits=visits)
         if visits:
             images, directions, plans = zip(*visits, strict=True)
             new = Chunks.from_arrays(
@@ -158,10 +157,14 @@ class Trainer:
         }
         if t.dagger_every and self.iteration % t.dagger_every == 0 and self.iteration < t.iters:
             metrics["train/samples"] = self.relabel(t.dagger_episodes)
+        data = self.config.data
         if self.iteration % t.eval_every == 0 or self.iteration == t.iters:
-            # Held-out episodes picked by the data seed: every training seed and every
+            # Selection episodes picked by the data seed: every training seed and every
             # configuration on the same data is scored on the same episodes.
-            metrics.update(self.rollout(t.eval_episodes, seed=self.config.data.seed))
+            metrics.update(rollout(self.policy, data.env, t.eval_episodes, data.seed))
+        if self.iteration == t.iters and t.test_episodes:
+            # The final figures, on episodes nothing was selected on.
+            metrics.update(on_test_episodes(self.policy, t.test_episodes, data))
         self.metrics = metrics
         return metrics
 

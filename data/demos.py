@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from minigrid.core.actions import Actions
 
-from data.envs import check_env_id, demo_seeds, make_env
+from data.envs import check_env_id, episode_seeds, make_env
 from data.errors import BadInput
 from data.expert import shortest_plan
 from data.files import write_atomically
@@ -136,7 +136,7 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
     if not 0.0 <= noise < 1.0:
         raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
     env = make_env(env_id)
-    env_seeds = demo_seeds(seed, episodes)
+    env_seeds = episode_seeds("training", seed, episodes)
     images, directions, plans, starts = [], [], [], [0]
     successes = 0
     for env_seed in env_seeds:
@@ -299,7 +299,7 @@ def cached(
     """The demonstrations for (env_id, episodes, seed, noise), read from `cache_dir` when a valid
     file is there, else generated and saved there (replacing a corrupt or stale file)."""
     check_env_id(env_id)
-    env_seeds = demo_seeds(seed, episodes)
+    env_seeds = episode_seeds("training", seed, episodes)
     path = Path(cache_dir) / f"{CacheName(env_id, episodes, seed, noise)}.npz"
     if path.exists():
         with contextlib.suppress(BadInput):  # unreadable: fall through and regenerate it

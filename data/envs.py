@@ -4,6 +4,9 @@ Only the reach-the-goal families are supported: their success is "terminated wit
 which the shortest-path expert in `data.expert` can always achieve.
 """
 
+import typing
+from typing import Literal
+
 import gymnasium as gym
 import minigrid  # noqa: F401  (importing registers the MiniGrid-* ids with gymnasium)
 import numpy as np
@@ -22,13 +25,14 @@ FAMILIES = (
 )
 EXAMPLE_ENV_ID = "MiniGrid-DoorKey-8x8-v0"
 
-# Env seeds are split into two disjoint halves of [0, 2**32), so that no evaluation episode can
-# ever be a layout the policy was trained on, whatever (seed, episodes) either side used:
-#   demonstrations: (seed * SEED_STRIDE + i) % HALF            -> [0, 2**31)
-#   evaluation:     (seed * SEED_STRIDE + i) % HALF + HALF     -> [2**31, 2**32)
+# Three sets of episodes, their env seeds in disjoint blocks of 2**31, so that no episode of one
+# set can be an episode of another, whatever (seed, episodes) each side used:
+#   training (demonstrations, DAgger): (seed * SEED_STRIDE + i) % HALF               [0, 2**31)
+#   selection (eval/*: what ASHA judges and the search ranks): the same + HALF   [2**31, 2**32)
+#   test (test/*: final figures only, never used to choose): the same + 2 * HALF [2**32, 3 * 2**31)
 # For seed < HALF // SEED_STRIDE (= 2147) different seeds get disjoint blocks of env seeds;
 # larger seeds wrap around and may share some env seeds with another seed's block (still never
-# across the demonstration/evaluation boundary).
+# across two sets). Seeds apart, layouts can repeat: ````layouts`` tells when.
 HALF = 2**31
 SEED_STRIDE = 1_000_000
 MAX_EPISODES = SEED_STRIDE
@@ -77,15 +81,34 @@ def _block(seed: int, episodes: int) -> np.ndarray:
     return (start + np.arange(episodes, dtype=np.int64)) % HALF
 
 
-def demo_seeds(seed: int, episodes: int) -> np.ndarray:
-    """Env seeds for demonstration episodes, all in [0, 2**31). Pass `int(s)` to env.reset:
+EpisodeSet = Literal["training", "selection", "test"]
+EPISODE_SETS: tuple[str, ...] = typing.get_args(EpisodeSet)
+
+
+def episode_seeds(which: EpisodeSet, seed: int, episodes: int) -> np.ndarray:
+    """Env seeds of ``episodes`` episodes of one set (see above): ``training`` (demonstrations,
+    DAgger), ``selection`` (``eval/*``) or ``test`` (``test/*``). Pass `int(s)` to env.reset:
     gymnasium rejects numpy integers as seeds."""
     _check_seed_args(seed, episodes)
-    return _block(seed, episodes)
+    return _block(seed, episodes) + EPISODE_SETS.index(which) * HALF
 
 
-def eval_seeds(seed: int, episodes: int) -> np.ndarray:
-    """Env seeds for evaluation episodes, all in [2**31, 2**32): never a demonstration seed.
-    Pass `int(s)` to env.reset: gymnasium rejects numpy integers as seeds."""
-    _check_seed_args(seed, episodes)
-    return _block(seed, episodes) + HALF
+def full_state(env: gym.Env) -> bytes:
+    """The whole state of an episode: the full grid (every cell's object, colour and state),
+    the agent's cell and direction, and what it carries. Just after a reset it is the
+    episode's *layout*: two seeds with the same layout are the same episode."""
+    u = env.unwrapped
+    carrying = u.carrying.encode() if u.carrying is not None else (0, 0, 0)
+    agent = np.array([*u.agent_pos, u.agent_dir, *carrying], dtype=np.int64)
+    return agent.tobytes() + u.grid.encode().tobytes()
+
+
+def layouts(env_id: str, env_seeds) -> list[bytes]:
+    """The layout each seed resets to (about 0.2 ms a reset)."""
+    env = make_env(env_id)
+    found = []
+    for env_seed in env_seeds:
+        env.reset(seed=int(env_seed))
+        found.append(full_state(env))
+    env.close()
+    return found

@@ -5,15 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from search import cluster
+from search.export import pm, verdict
 from search.settings import Settings
 
 
-def announce(settings: Settings, folder: Path, placement: cluster.Placement, url: str) -> None:
+def announce(
+    settings: Settings, folder: Path, placement: cluster.Placement, url: str, preset_first: bool
+) -> None:
     print(
         f"search {folder.name}: {settings.num_samples} trials of {settings.space} space on "
         f"{settings.env}, {settings.searcher} + {settings.scheduler}, up to "
-        f"{settings.max_iters} iterations each, optimising {settings.metric} ({settings.mode})"
+        f"{settings.max_iters} iterations each, optimising {settings.metric} ({settings.mode}) "
+        "on selection episodes"
     )
+    first = (
+        f"the first trial is the {settings.preset} preset's own values"
+        if preset_first
+        else f"the {settings.preset} preset lies outside the {settings.space} space: no trial has"
+        " its values"
+    )
+    then = (
+        f"then the top {settings.finalists} and the preset retrained on "
+        f"{settings.finalist_seeds} fresh seeds each, judged on {settings.test_episodes} test "
+        "episodes"
+        if settings.finalists
+        else "no finalists (--finalists 0)"
+    )
+    print(f"{first}; {then}")
     print(f"placement: {placement.describe()}")
     if url:
         token = " (it asks for a token: paste the output of `ray get-auth-token`)"
@@ -23,7 +41,8 @@ def announce(settings: Settings, folder: Path, placement: cluster.Placement, url
 
 
 def report(outcome: dict) -> None:
-    """The counts by status, the best trial's figures and values, and how to retrain it."""
+    """The counts by status, the best trial's figures and values; the finalists' test figures
+    and whether the winner beats the incumbent; then how to retrain the exported winner."""
     folder, best = outcome["folder"], outcome["best"]
     counts = ", ".join(f"{n} {s}" for s, n in outcome["counts"].items() if n)
     print(f"\ntrials: {counts or 'none'}")
@@ -35,5 +54,18 @@ def report(outcome: dict) -> None:
         print(f"  {key:<15} {best.last(key):.3f}")
     for key, value in sorted(best.params.items()):
         print(f"  {key:<25} {value:.4g}" if isinstance(value, float) else f"  {key:<25} {value}")
+    retrained = outcome.get("finalists") or []
+    seeds = 3
+    if retrained:
+        print("\nfinalists on test episodes (mean ± 95% interval over seeds):")
+        for f in retrained:
+            print(
+                f"  {f.name:<16} test/return {pm(*f.interval('test/return')):<15} "
+                f"test/success {pm(*f.interval('test/success')):<15} seeds {len(f.runs)}  "
+                f"search eval/return {f.search_figure:.3f}"
+            )
+        print(verdict(retrained))
+        seeds = max(1, len(retrained[0].runs))
     print(f"wrote {folder / 'best_config.yaml'}, trials.csv, summary.md, plots/")
-    print(f"retrain: python run_search.py train --config {folder / 'best_config.yaml'} --seeds 3")
+    config = folder / "best_config.yaml"
+    print(f"retrain: python run_search.py train --config {config} --seeds {seeds}")

@@ -13,9 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 from core import config as cfg
-from core.metrics import EXPORTED, TIEBREAK, judged, mode_of
+from core.checkpoint import jsonable
+from core.metrics import EXPORTED, TEST, TIEBREAK, judged, mode_of
 from data.errors import BadInput
 from data.files import write_atomically
+from search import finalists
+from search.finalists import Finalist
 from search.plots import plot_search
 from search.record import read_record
 from search.results import STATUSES, Trial, read_trials
@@ -40,28 +43,46 @@ def rank(trials: list[Trial], metric: str) -> list[Trial]:
 
 
 def export(folder: Path) -> dict:
-    """(Re)write the exports of ``folder``; returns the folder, whether the search finished,
-    the counts by status and the best trial."""
+    """(Re)write the exports of ``folder``; returns the folder, whether the search and its
+    finalists finished, the counts by status, the best trial and the finalists."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a folder; pass results/NAME of a search")
     settings, record = read_record(folder)
+    base = cfg.from_dict(record["base"], where="search base configuration")
     trials = read_trials(folder, settings.max_iters)
     ranked = rank(trials, settings.metric)
     counts = Counter(t.status for t in trials)
-    finished = len(trials) >= settings.num_samples and counts["unfinished"] == 0
+    searched = len(trials) >= settings.num_samples and counts["unfinished"] == 0
+    retrained = finalists.read(folder, record, settings, trials, base)
+    seeds = record.get("finalists", {}).get("seeds", [])
+    finished = searched and (
+        not settings.finalists
+        or bool(retrained)
+        and all(len(f.runs) == len(seeds) for f in retrained)
+    )
     write_atomically(folder / "trials.csv", trials_csv(trials, settings.metric).encode())
     best = ranked[0] if ranked else None
-    if best is not None:
-        write_atomically(folder / "best_config.yaml", best_config(best, record, folder).encode())
-    plots = plot_search(folder / "plots", trials, settings)
+    winner = retrained[0] if retrained and retrained[0].runs else None
+    if winner is not None:
+        exported = finalist_config(winner, retrained, settings, base, folder)
+        write_atomically(folder / "best_config.yaml", exported.encode())
+    elif best is not None:
+        exported = best_config(best, settings, base, folder)
+        write_atomically(folder / "best_config.yaml", exported.encode())
+    plots = plot_search(folder / "plots", trials, settings, retrained)
     summary = summary_md(folder, settings, record, trials, ranked, counts, finished, plots)
+    summary = summary.replace(
+        f"## Top {TOP}", finalists_md(retrained, seeds, settings) + f"## Top {TOP}"
+    )
     write_atomically(folder / "summary.md", summary.encode())
     return {
         "folder": folder,
-        "finished": finished,
+        "searched": searched,  # every trial ran to its end
+        "finished": finished,  # and so did every finalist
         "counts": {s: counts[s] for s in STATUSES},
         "best": best,
+        "finalists": retrained,
     }
 
 
@@ -85,10 +106,12 @@ def fmt(x: float) -> str:
     return f"{x:.4g}" if math.isfinite(x) else ""
 
 
-def best_config(best: Trial, record: dict, folder: Path) -> str:
-    """Exactly what ``train --config`` consumes (the four sections), plus where it came from."""
-    base = cfg.from_dict(record["base"], where="search base configuration")
+def best_config(best: Trial, settings: Settings, base: cfg.Config, folder: Path) -> str:
+    """Exactly what ``train --config`` consumes (the four sections), plus where it came from:
+    the best trial, when no finalist has finished. A retrain repeats the trial and then rolls
+    out the test episodes."""
     config = cfg.from_flat(best.coordinates, base, where="trial parameters")
+    config = cfg.override(config, "train.test_episodes", settings.test_episodes)
     checkpoint = best.checkpoint
     result = {
         "search": folder.name,
@@ -98,12 +121,104 @@ def best_config(best: Trial, record: dict, folder: Path) -> str:
         "metrics": {m: best.last(m) for m in EXPORTED if math.isfinite(best.last(m))},
         "checkpoint": str(checkpoint.relative_to(folder)) if checkpoint else None,
     }
-    header = (
+    return header(folder, 3, "the trial that earned it") + cfg.dump_yaml(config, {"result": result})
+
+
+def header(folder: Path, seeds: int, what: str) -> str:
+    return (
         f"# Best configuration of search {folder.name}. Retrain it from scratch with\n"
-        f"#   python run_search.py train --config {shown(folder) / 'best_config.yaml'} --seeds 3\n"
-        "# `result` records the trial that earned it; `train` ignores that section.\n"
+        f"#   python run_search.py train --config {shown(folder) / 'best_config.yaml'} "
+        f"--seeds {seeds}\n"
+        f"# `result` records {what}; `train` ignores that section.\n"
     )
-    return header + cfg.dump_yaml(config, {"result": result})
+
+
+def finalist_config(
+    winner: Finalist, retrained: list[Finalist], settings: Settings, base: cfg.Config, folder
+) -> str:
+    """The winning finalist's configuration, with its first training seed (so ``--seeds N``
+    repeats its N runs), and what it earned: each seed's test figures, their mean and 95%
+    interval, the search's own figure and the gap, and the incumbent's figures beside."""
+    seeds = sorted(winner.runs)
+    values = {**winner.values, "train.seed": seeds[0]}
+    config = cfg.from_flat(values, finalists.finalist_base(base, settings), where="finalist")
+    incumbent = next(f for f in retrained if f.name == finalists.INCUMBENT)
+    result = {
+        "search": folder.name,
+        "finalist": winner.name,
+        "seeds": {seed: reported(winner.runs[seed]) for seed in seeds},
+        **{m: interval(winner, m) for m in TEST},
+        "search eval/return": jsonable(winner.search_figure),
+        "gap (test/return - search eval/return)": jsonable(winner.gap),
+        "incumbent": {m: interval(incumbent, m) for m in TEST},
+        "beats the incumbent beyond the 95% intervals": finalists.beats(winner, incumbent),
+    }
+    what = f"finalist {winner.name}, retrained on {len(seeds)} seeds and judged on test episodes"
+    return header(folder, len(seeds), what) + cfg.dump_yaml(config, {"result": result})
+
+
+def reported(result: dict) -> dict:
+    return {m: jsonable(result.get(m, math.nan)) for m in finalists.REPORTED}
+
+
+def interval(finalist: Finalist, metric: str) -> dict:
+    mean, half = finalist.interval(metric)
+    return {"mean": jsonable(mean), "ci95": jsonable(half), "seeds": len(finalist.runs)}
+
+
+def finalists_md(retrained: list[Finalist], seeds: list[int], settings: Settings) -> str:
+    """The finalists' table: test figures over seeds with 95% intervals, the search's own
+    figure and the gap; then whether the winner beats the incumbent."""
+    if not retrained:
+        return ""
+    lines = [
+        "## Finalists",
+        "",
+        f"Each retrained from scratch on seeds {seeds} and rolled out on "
+        f"{settings.test_episodes} test episodes a seed (never used to choose). Mean ± 95% "
+        "interval over seeds; `search eval/return` is what its trial scored on the selection "
+        "episodes in the search, and `gap` is test/return minus that.",
+        "",
+        "| finalist | seeds | test/return | test/success | test/len_ratio | unseen layouts "
+        "| search eval/return | gap | values |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in retrained:
+        cells = [f.name, f"{len(f.runs)}/{len(seeds)}"]
+        cells += [pm(*f.interval(m)) for m in TEST]
+        unseen = f.interval("test/unseen_episodes")[0]
+        cells += [f"{unseen:.0f} of {settings.test_episodes}" if math.isfinite(unseen) else ""]
+        cells += [fmt(f.search_figure), fmt(f.gap)]
+        cells += [", ".join(f"{k}={fmt_param(v)}" for k, v in sorted(f.values.items())) or "preset"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", verdict(retrained), "", ""]
+    return "\n".join(lines)
+
+
+def verdict(retrained: list[Finalist]) -> str:
+    """One line: does the winner beat the incumbent beyond the intervals?"""
+    winner = retrained[0]
+    incumbent = next(f for f in retrained if f.name == finalists.INCUMBENT)
+    if not winner.runs:
+        return "No finalist has finished a run yet."
+    w, i = winner.interval("test/return"), incumbent.interval("test/return")
+    if winner is incumbent:
+        return f"The incumbent (the preset) is the best finalist: test/return {pm(*w)}."
+    if finalists.beats(winner, incumbent):
+        return (
+            f"{winner.name} beats the incumbent beyond the 95% intervals: test/return "
+            f"{pm(*w)} against {pm(*i)}."
+        )
+    return (
+        f"{winner.name} has the best mean test/return, {pm(*w)} against the incumbent's "
+        f"{pm(*i)}, but the 95% intervals overlap: not a demonstrated improvement."
+    )
+
+
+def pm(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return ""
+    return f"{mean:.3f} ± {half:.3f}" if math.isfinite(half) else f"{mean:.3f}"
 
 
 def shown(folder: Path) -> Path:
@@ -123,7 +238,7 @@ def summary_md(
     plots: list[str],
 ) -> str:
     metric, max_iters = s.metric, s.max_iters
-    wall = float(record.get("wall_s", 0.0))
+    wall = float(record.get("search_wall_s", record.get("wall_s", 0.0)))
     cpus = float(record.get("cpus", 0.0))
     busy = sum(t.busy_s for t in trials)
     spent = sum(t.iterations for t in trials)
@@ -141,7 +256,7 @@ def summary_md(
         "|---|---|",
         *(f"| {status} | {counts[status]} |" for status in STATUSES),
         "",
-        f"- Wall time: {wall / 60:.1f} min"
+        f"- Wall time of the trials: {wall / 60:.1f} min"
         + (
             f"; utilisation {busy / (wall * cpus):.2f} (trial busy time {busy / 60:.1f} "
             f"min / (wall x {cpus:g} CPUs))"

@@ -30,7 +30,9 @@ LOG_SCALE = ("train.lr", "train.weight_decay")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def plot_search(folder: Path, trials: list[Trial], settings: Settings) -> list[str]:
+def plot_search(
+    folder: Path, trials: list[Trial], settings: Settings, retrained: list | None = None
+) -> list[str]:
     """Write the plots into ``folder``; returns the names written."""
     metric = settings.metric
     written = []
@@ -38,6 +40,7 @@ def plot_search(folder: Path, trials: list[Trial], settings: Settings) -> list[s
         ("curves.png", curves),
         ("params.png", params),
         ("importance.png", importance),
+        ("finalists.png", lambda *_: finalists(retrained or [])),
     ):
         figure = draw(trials, metric, settings)
         if figure is None:
@@ -143,3 +146,32 @@ def rebuild_study(trials: list[Trial], metric: str, at: int, space_name: str) ->
             )
         )
     return study
+
+
+def finalists(retrained: list) -> plt.Figure | None:
+    """Each finalist's test return per seed (dots) and mean with its 95% interval (bar)."""
+    shown = [f for f in retrained if f.runs]
+    if not shown:
+        return None
+    figure, ax = plt.subplots(figsize=(1.6 * len(shown) + 2.5, 3.6))
+    for x, f in enumerate(shown):
+        mean, half = f.interval("test/return")
+        colour = "tab:gray" if f.name == "incumbent" else "tab:green"
+        ax.errorbar(
+            x,
+            mean,
+            yerr=half if math.isfinite(half) else None,
+            fmt="o",
+            ms=9,
+            capsize=6,
+            color=colour,
+        )
+        values = [run["test/return"] for run in f.runs.values()]
+        ax.scatter([x + 0.12] * len(values), values, s=14, color=colour, alpha=0.6)
+        if math.isfinite(f.search_figure):
+            ax.scatter(x - 0.12, f.search_figure, marker="x", color="black", s=30)
+    ax.set_xticks(range(len(shown)), [f.name.removeprefix("trial_") for f in shown], fontsize=8)
+    ax.set_ylabel("test/return")
+    ax.set_title("finalists: mean and 95% interval over seeds (x: the search's figure)", fontsize=9)
+    ax.grid(alpha=0.3)
+    return figure

@@ -38,8 +38,22 @@ def make_sampler(name: str, seed: int, num_samples: int) -> optuna.samplers.Base
 class PruningAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that reports trials stopped before ``max_t`` as PRUNED."""
 
-    def __init__(self, space: Callable, sampler, metric: str, mode: str, max_t: int):
-        super().__init__(space=space, metric=metric, mode=mode, sampler=sampler)
+    def __init__(
+        self,
+        space: Callable,
+        sampler,
+        metric: str,
+        mode: str,
+        max_t: int,
+        points_to_evaluate: list[dict] | None = None,
+    ):
+        super().__init__(
+            space=space,
+            metric=metric,
+            mode=mode,
+            sampler=sampler,
+            points_to_evaluate=points_to_evaluate,
+        )
         self.max_t = max_t
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):

@@ -27,6 +27,9 @@ SMOKE_SETTINGS = {
     "max_iters": 4,
     "grace_period": 1,
     "reduction_factor": 2.0,
+    "finalists": 2,
+    "finalist_seeds": 2,
+    "test_episodes": 20,
 }
 SMOKE = {
     "data.episodes": 60,
@@ -58,6 +61,13 @@ class Settings:
     preset: Preset = setting("default", "configuration the space is laid over")
     seed: int = setting(0, "searcher and training seed", NON_NEGATIVE)
     max_failures: int = setting(2, "retries of a failed trial", NON_NEGATIVE)
+    finalists: int = setting(
+        3,
+        "top configurations retrained at the end beside the incumbent (the preset); 0: none",
+        NON_NEGATIVE,
+    )
+    finalist_seeds: int = setting(3, "fresh training seeds per finalist", AT_LEAST_ONE)
+    test_episodes: int = setting(300, "test episodes each finalist seed is judged on", AT_LEAST_ONE)
     smoke: bool = setting(False, "tiny budget, about a minute (tests and CI)")
 
     @property
@@ -105,6 +115,7 @@ def base_config(settings: Settings) -> cfg.Config:
         "train.iters": settings.max_iters,
         "train.eval_every": 1,
         "train.eval_episodes": 100,
+        "train.test_episodes": 0,  # trials are judged on selection episodes only
         "train.seed": settings.seed,
     }
     if settings.smoke:

@@ -6,18 +6,23 @@ as flat ``section.key`` names the trainable applies. Coordinates that are not th
 configuration keys are named ``space.*``. Optuna refuses a categorical whose choices change
 between trials, so heads are sampled as the head width, which always divides the hidden
 size. No computation happens here: the searcher calls these on the driver.
+
+``point_of`` goes the other way: the coordinates at which a space proposes a given
+configuration, so that a search's first trial is the preset it starts from.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+import optuna
+from optuna.distributions import CategoricalDistribution, IntDistribution
+
+from core.config import Config, flat, from_flat
 from core.diffusion import SCHEDULES as DIFFUSION_SCHEDULES
 from data.errors import BadInput
-
-if TYPE_CHECKING:
-    import optuna
 
 # The diffusion schedules a search compares (``full`` is one-step BC, a preset of its own).
 SCHEDULES = [name for name in DIFFUSION_SCHEDULES if name != "full"]
@@ -60,7 +65,37 @@ def wide(trial: optuna.Trial) -> dict:
     return real
 
 
-SPACES: dict[str, Callable[[optuna.Trial], dict]] = {"default": default, "wide": wide}
+def extended(trial: optuna.Trial) -> dict:
+    """The default five plus what decides how a policy acts where one view is not enough
+    (FourRooms) and how it learns from its own mistakes: plan horizon, executed and sampling
+    steps, sampling temperature (above 0 a policy can leave a loop), encoder layout,
+    demonstration count and noise, DAgger frequency and the lr schedule."""
+    real = default(trial)
+    horizon = 2 ** trial.suggest_int("space.log2_horizon", 2, 4)  # 4 .. 16 actions
+    exec_steps = 2 ** trial.suggest_int("space.log2_exec_steps", 0, 3)
+    sampling_steps = 2 ** trial.suggest_int("space.log2_sampling_steps", 0, 2)
+    kilo_episodes = 2 ** trial.suggest_int("space.log2_kilo_episodes", 0, 2)  # 1000 .. 4000
+    real.update(
+        {
+            "model.horizon": horizon,
+            "diffusion.exec_steps": min(exec_steps, horizon),
+            "diffusion.sampling_steps": min(sampling_steps, horizon),
+            "data.episodes": 1000 * kilo_episodes,
+        }
+    )
+    trial.suggest_float("diffusion.temperature", 0.0, 1.0, step=0.25)
+    trial.suggest_categorical("model.layout", ["joint", "encoder"])
+    trial.suggest_float("data.noise", 0.0, 0.5, step=0.1)
+    trial.suggest_categorical("train.dagger_every", [0, 1, 2, 4])
+    trial.suggest_categorical("train.lr_schedule", ["cosine", "plateau"])
+    return real
+
+
+SPACES: dict[str, Callable[[optuna.Trial], dict]] = {
+    "default": default,
+    "wide": wide,
+    "extended": extended,
+}
 SpaceName = Literal[tuple(SPACES)]  # type: ignore[valid-type]
 
 
@@ -68,3 +103,44 @@ def space(name: str) -> Callable[[optuna.Trial], dict]:
     if name not in SPACES:
         raise BadInput(f"unknown space {name!r}: use one of {', '.join(SPACES)}")
     return SPACES[name]
+
+
+# How a configuration reads in each ``space.*`` coordinate: the inverse of the spaces above.
+COORDINATES_OF: dict[str, Callable[[Config], float]] = {
+    "space.log2_hidden": lambda c: math.log2(c.model.hidden),
+    "space.log2_head_dim": lambda c: math.log2(c.model.hidden // c.model.heads),
+    "space.log2_horizon": lambda c: math.log2(c.model.horizon),
+    "space.log2_batch_size": lambda c: math.log2(c.train.batch_size),
+    "space.log2_exec_steps": lambda c: math.log2(c.diffusion.exec_steps),
+    "space.log2_sampling_steps": lambda c: math.log2(c.diffusion.sampling_steps),
+    "space.log2_kilo_episodes": lambda c: math.log2(c.data.episodes / 1000),
+}
+
+
+def point_of(name: str, config: Config) -> dict | None:
+    """The coordinates at which space ``name`` proposes ``config``, or None where the space
+    cannot express it (a value outside its ranges, not a power of two, ...)."""
+    fn = space(name)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(0)).ask()
+    fn(probe)
+    values, point = flat(config), {}
+    for key, distribution in probe.distributions.items():
+        value = COORDINATES_OF[key](config) if key in COORDINATES_OF else values[key]
+        if not within(distribution, value):
+            return None
+        point[key] = int(value) if isinstance(distribution, IntDistribution) else value
+    fixed = optuna.trial.FixedTrial(point)
+    real = fn(fixed)
+    if from_flat({**fixed.params, **real}, config) != config:
+        return None
+    return point
+
+
+def within(distribution, value) -> bool:
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(distribution, IntDistribution) and not float(value).is_integer():
+        return False
+    return distribution.low <= value <= distribution.high

@@ -19,17 +19,17 @@ from ray.tune.search import ConcurrencyLimiter
 
 from core import config as cfg
 from core.trainable import train_trial
-from data.demos import for_data
+from data.demos import DATA_CACHE, for_data
 from data.errors import BadInput
-from search import cluster
+from search import cluster, finalists
 from search.console import announce
-from search.export import export
-from search.record import WallClock, check_writable, read_record, search_folder
-from search.results import experiment_state
+from search.export import export, rank
+from search.record import WallClock, check_writable, read_record, search_folder, write_record
+from search.results import experiment_state, read_trials
 from search.scheduler import forget_unknown_trials, make_scheduler
 from search.searcher import PruningAwareOptunaSearch, make_sampler
 from search.settings import Settings, base_config, check
-from search.spaces import space
+from search.spaces import point_of, space
 
 # Keeping two checkpoints a trial makes Ray snapshot the experiment at least every second
 # checkpoint (so a resume loses little); Ray warns about that rate, which is intended here.
@@ -40,12 +40,16 @@ def make_tuner(
     settings: Settings, folder: Path, placement: cluster.Placement, demos, base: cfg.Config
 ) -> tune.Tuner:
     trainable = trainable_for(base, demos, placement)
+    # The preset's own values are the first trial (Optuna enqueues them), so TPE starts from
+    # what is known to work, and the incumbent has a figure in the search's own terms.
+    incumbent = point_of(settings.space, base)
     searcher = PruningAwareOptunaSearch(
         space(settings.space),
         make_sampler(settings.searcher, settings.seed, settings.num_samples),
         settings.metric,
         settings.mode,
         settings.max_iters,
+        points_to_evaluate=[incumbent] if incumbent else None,
     )
     scheduler = make_scheduler(
         settings.scheduler,
@@ -94,7 +98,9 @@ def placed(base: cfg.Config, placement: cluster.Placement) -> cfg.Config:
 def trainable_for(base: cfg.Config, demos, placement: cluster.Placement):
     base = cfg.override(base, "train.device", placement.device, "placement")
     return tune.with_resources(
-        tune.with_parameters(train_trial, demos=demos, base=cfg.to_dict(base)),
+        tune.with_parameters(
+            train_trial, demos=demos, base=cfg.to_dict(base), cache=str(DATA_CACHE.resolve())
+        ),
         {"cpu": placement.cpus_per_trial, "gpu": placement.gpus_per_trial},
     )
 
@@ -110,8 +116,8 @@ def run(
     max_concurrent: int | None = None,
     dashboard_host: str = cluster.LOCALHOST,
 ) -> dict:
-    """Run (or resume) a search and export it; returns what ``export`` returns, with
-    ``finished`` telling whether every trial ran to its end."""
+    """Run (or resume) a search, then its finalists, and export it; returns what ``export``
+    returns, with ``finished`` telling whether every trial and finalist ran to its end."""
     folder = search_folder(results_dir, name)
     if resume:
         if not (folder / "tuner.pkl").exists():
@@ -145,17 +151,7 @@ def run(
             mps,
         )
         base = placed(base, placement)
-        announce(settings, folder, placement, url)
-        if resume:
-            forget_unknown_trials(folder, set(experiment_state(folder)))
-            tuner = tune.Tuner.restore(
-                str(folder.resolve()),
-                trainable=trainable_for(base, demos, placement),
-                resume_unfinished=True,
-                resume_errored=True,
-            )
-        else:
-            tuner = make_tuner(settings, folder, placement, demos, base)
+        announce(settings, folder, placement, url, point_of(settings.space, base) is not None)
         folder.mkdir(parents=True, exist_ok=True)
         record.update(
             base=cfg.to_dict(base),
@@ -163,7 +159,52 @@ def run(
             cpus=ray.cluster_resources().get("CPU", 0.0),
         )
         with WallClock(folder, record):
-            tuner.fit()
+            if "finalists" not in record:
+                search_stage(settings, folder, placement, demos, base, resume)
+                if export(folder)["searched"] and settings.finalists:
+                    record["search_wall_s"] = record["wall_s"]
+                    record["finalists"] = choose_finalists(folder, settings, base)
+                    write_record(folder, record)
+            if "finalists" in record:
+                finalists_stage(settings, folder, record, placement, demos, base)
     finally:
         cluster.stop()
     return export(folder)
+
+
+def search_stage(settings: Settings, folder: Path, placement, demos, base, resume: bool) -> None:
+    """The trials: searcher, scheduler, one Ray experiment in ``folder``."""
+    if resume and (folder / "tuner.pkl").exists():
+        forget_unknown_trials(folder, set(experiment_state(folder)))
+        tuner = tune.Tuner.restore(
+            str(folder.resolve()),
+            trainable=trainable_for(base, demos, placement),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    else:
+        tuner = make_tuner(settings, folder, placement, demos, base)
+    tuner.fit()
+
+
+def choose_finalists(folder: Path, settings: Settings, base: cfg.Config) -> dict:
+    """The finalists of a finished search and their seeds, recorded before they start, so a
+    resume retrains the same ones."""
+    ranked = rank(read_trials(folder, settings.max_iters), settings.metric)
+    chosen = finalists.choose(ranked, base, settings.finalists)
+    seeds = finalists.seeds_of(settings)
+    print(f"\nfinalists: {', '.join(chosen)}, each retrained on seeds {seeds}")
+    return {"configs": chosen, "seeds": seeds}
+
+
+def finalists_stage(settings, folder: Path, record: dict, placement, demos, base) -> None:
+    """The finalists' runs: a second Ray experiment in ``folder/finalists``."""
+    chosen, seeds = record["finalists"]["configs"], record["finalists"]["seeds"]
+    base = cfg.override(finalists.finalist_base(base, settings), "train.device", placement.device)
+    if (folder / finalists.FOLDER / "tuner.pkl").exists():
+        tuner = finalists.restore(folder, chosen, demos, base, placement)
+    else:
+        tuner = finalists.make_tuner(
+            folder, chosen, seeds, demos, base, placement, settings.max_failures
+        )
+    tuner.fit()

@@ -58,7 +58,8 @@ def optuna_told(searcher: OptunaSearch) -> set[str]:
 
 def experiment_snapshot(folder: Path) -> dict[str, dict] | None:
     """Ray's newest experiment snapshot, the one ``Tuner.restore`` resumes from: trial id ->
-    {status, folder (relative), last_result}. Read as JSON only; its pickled fields are left
+    {status, folder (relative), last_result, order (1 for the first trial the searcher
+    proposed, from Ray's experiment tag)}. Read as JSON only; its pickled fields are left
     alone. ``{}`` when there is none yet; None when it cannot be read (damaged)."""
     snapshots = sorted(Path(folder).glob("experiment_state-*.json"))
     if not snapshots:
@@ -72,6 +73,7 @@ def experiment_snapshot(folder: Path) -> dict[str, dict] | None:
                 "status": trial["status"],
                 "folder": trial["relative_logdir"],
                 "last_result": run.get("last_result") or {},
+                "order": int(trial["experiment_tag"].split("_", 1)[0]),
             }
     except (OSError, ValueError, KeyError, TypeError):
         return None

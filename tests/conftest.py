@@ -44,6 +44,7 @@ def tiny(env: str = "MiniGrid-Empty-5x5-v0", **sets) -> Config:
         "train.steps_per_iter": 5,
         "train.eval_every": 1,
         "train.eval_episodes": 3,
+        "train.test_episodes": 4,
         "train.warmup_steps": 2,
         "train.threads": 1,
     }

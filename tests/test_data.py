@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from data.demos import FORMAT_VERSION, Demos, cached, generate, load, save
-from data.envs import FAMILIES, check_env_id, demo_seeds, eval_seeds, make_env
+from data.envs import EPISODE_SETS, FAMILIES, check_env_id, episode_seeds, layouts, make_env
 from data.errors import BadInput
 
 ENV_ID = "MiniGrid-DoorKey-5x5-v0"
@@ -50,26 +50,43 @@ def test_unsupported_env_id_names_the_families(env_id):
 @pytest.mark.parametrize(
     ("seed", "episodes"), [(0, 1), (0, 1000), (7, 50), (2146, 1_000_000), (10**12 + 5, 300)]
 )
-def test_demo_and_eval_seeds_are_disjoint_and_in_range(seed, episodes):
-    demos, evals = demo_seeds(seed, episodes), eval_seeds(seed, episodes)
-    assert demos.dtype == evals.dtype == np.int64
+def test_the_three_sets_of_episodes_are_disjoint_and_in_range(seed, episodes):
+    training, selection, test = (episode_seeds(w, seed, episodes) for w in EPISODE_SETS)
+    assert training.dtype == selection.dtype == test.dtype == np.int64
     # Consecutive modulo 2**31, so all distinct (a run shorter than 2**31 cannot repeat).
-    assert len(demos) == episodes and np.all(np.diff(demos) % 2**31 == 1)
-    assert np.array_equal(evals - 2**31, demos)
-    assert demos.min() >= 0 and demos.max() < 2**31 <= evals.min() and evals.max() < 2**32
-    assert np.array_equal(demos, demo_seeds(seed, episodes))  # deterministic
+    assert len(training) == episodes and np.all(np.diff(training) % 2**31 == 1)
+    assert np.array_equal(selection - 2**31, training)
+    assert np.array_equal(test - 2**32, training)
+    assert training.min() >= 0 and training.max() < 2**31 <= selection.min()
+    assert selection.max() < 2**32 <= test.min() and test.max() < 3 * 2**31
+    assert np.array_equal(training, episode_seeds("training", seed, episodes))  # deterministic
 
 
 def test_seeds_of_different_runs_never_cross_over():
-    demos = np.concatenate([demo_seeds(s, 100) for s in range(20)])
-    evals = np.concatenate([eval_seeds(s, 100) for s in range(20)])
-    assert not np.intersect1d(demos, evals).size
+    sets = [np.concatenate([episode_seeds(w, s, 100) for s in range(20)]) for w in EPISODE_SETS]
+    for i, a in enumerate(sets):
+        for b in sets[i + 1 :]:
+            assert not np.intersect1d(a, b).size
 
 
 @pytest.mark.parametrize(("seed", "episodes"), [(-1, 10), (0, 0), (0, 1_000_001)])
 def test_bad_seed_arguments_are_bad_input(seed, episodes):
-    _bad_input_message(demo_seeds, seed, episodes)
-    _bad_input_message(eval_seeds, seed, episodes)
+    for which in EPISODE_SETS:
+        _bad_input_message(episode_seeds, which, seed, episodes)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "unseen"),
+    [("MiniGrid-Empty-8x8-v0", False), ("MiniGrid-FourRooms-v0", True)],
+)
+def test_layouts_tell_a_fixed_environment_from_a_random_one(env_id, unseen):
+    """Empty-8x8 starts every episode from one layout, so no test episode can be unseen;
+    FourRooms draws goal, agent and walls' gaps anew, so test layouts are new ones."""
+    training = set(layouts(env_id, episode_seeds("training", 0, 200)))
+    test = layouts(env_id, episode_seeds("test", 0, 50))
+    assert (len(training) == 1) is (not unseen)
+    new = [layout for layout in test if layout not in training]
+    assert (len(new) == 50) if unseen else not new
 
 
 # Generation
@@ -81,7 +98,7 @@ def test_generate_records_the_expert_succeeding(generated):
     assert meta["episodes"] == demos.episodes == EPISODES
     assert meta["samples"] == demos.samples == demos.episode_start[-1]
     assert meta["mean_episode_length"] == demos.samples / EPISODES
-    assert np.array_equal(demos.env_seed, demo_seeds(3, EPISODES))
+    assert np.array_equal(demos.env_seed, episode_seeds("training", 3, EPISODES))
     # Every episode ends by walking onto the goal.
     assert np.all(demos.action[demos.episode_start[1:] - 1] == 2)
 

@@ -3,13 +3,14 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from core.config import DiffusionConfig, ModelConfig
 from core.diffusion import SCHEDULES, corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT, DiTBlock
-from core.sampler import sample_plan
+from core.sampler import reveal_counts, sample_plan
 from core.tokens import MASK, NUM_ACTIONS, STATE_TOKENS, StateTokenizer
 
 
@@ -216,3 +217,60 @@ def test_sampler_fills_every_position_and_never_changes_unmasked(order, schedule
         assert all((a > b).all() for a, b in zip(still, still[1:], strict=False)), (
             "each confidence step reveals at least one token"
         )
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_reveal_counts_are_exact_for_every_horizon_and_step_count(schedule):
+    """Every step reveals at least one token and the steps reveal all H; for the linear and
+    log-linear schedules (mask ratio t, the latter up to its 1e-3) the tokens still masked
+    after step k are exactly floor(H (1 - (k + 1) / K)), where float error and the 1e-3 used
+    to lose one."""
+    ratio = make_schedule(schedule)
+    for H in range(1, 65):
+        for K in range(1, H + 1):
+            counts = reveal_counts(H, K, ratio)
+            assert len(counts) == K and sum(counts) == H and min(counts) >= 1, (H, K, counts)
+            if schedule in ("linear", "loglinear"):
+                left = H - np.cumsum(counts)
+                expected = [H * (K - k - 1) // K for k in range(K)]
+                assert left.tolist() == expected, (H, K, counts)
+    assert reveal_counts(8, 2, make_schedule("loglinear")) == [4, 4]
+    assert reveal_counts(8, 8, make_schedule("loglinear")) == [1] * 8
+
+
+def plans(temperature: float, order: str = "confidence", seed: int = 0, calls: int = 1):
+    H = 8
+    config = ModelConfig(hidden=32, depth=1, heads=4, horizon=H, conditioning="pool")
+    torch.manual_seed(0)
+    model = trained_looking(DiT(config)).eval()
+    image, direction, _ = batch(B=16, H=H)
+    g = torch.Generator().manual_seed(seed)
+    schedule = make_schedule("linear")
+    return (
+        model,
+        image,
+        direction,
+        [
+            sample_plan(model, image, direction, H, 4, schedule, order, g, temperature)
+            for _ in range(calls)
+        ],
+    )
+
+
+def test_temperature_zero_is_greedy_and_needs_no_randomness():
+    model, image, direction, (first,) = plans(0.0, seed=0)
+    _, _, _, (other,) = plans(0.0, seed=123)
+    assert torch.equal(first, other), "greedy plans do not depend on the generator"
+    one_step = sample_plan(model, image, direction, 8, 1, make_schedule("linear"), "confidence")
+    z = torch.full((16, 8), MASK)
+    greedy = model.denoise(model.encode(image, direction), z, torch.ones(16)).argmax(-1)
+    assert torch.equal(one_step, greedy), "one step at temperature 0 is the argmax"
+
+
+@pytest.mark.parametrize("order", ["confidence", "ancestral"])
+def test_sampling_draws_fresh_values_from_one_generator(order):
+    _, _, _, (a, b) = plans(1.0, order, seed=0, calls=2)
+    assert not torch.equal(a, b), "the generator is not reset between plans"
+    _, _, _, (again, _) = plans(1.0, order, seed=0, calls=2)
+    assert torch.equal(a, again), "the same seed repeats the same plans"
+    assert len(torch.unique(a)) > 2, "sampled values spread over several actions"

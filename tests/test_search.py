@@ -14,8 +14,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, SMOKE, cli, rows
-from core.config import from_dict, from_flat, load_yaml
-from search.record import read_record
+from core.config import DEFAULT, flat
 from search.results import experiment_state
 from search.upstream import experiment_snapshot
 
@@ -47,34 +46,67 @@ def test_smoke_search_runs_trials_and_asha_prunes(smoke):
     for state in snapshot.values():
         assert state["status"] == "TERMINATED" and (folder / state["folder"]).is_dir()
         assert state["last_result"]["iteration"] >= 1
+    assert sorted(state["order"] for state in snapshot.values()) == list(range(1, 7))
     assert "best trial" in result.stdout and "best_config.yaml" in result.stdout
     assert "Ray dashboard: http://127.0.0.1:" in result.stdout
     assert f"tensorboard --logdir {Path('results') / 's'}" in result.stdout
 
 
-def test_best_config_is_the_best_trial_and_retrains(smoke):
+def test_the_first_trial_is_the_preset(smoke):
+    _, folder, _ = smoke
+    first = min(experiment_snapshot(folder).values(), key=lambda trial: trial["order"])
+    params = json.loads((folder / first["folder"] / "params.json").read_text())
+    preset = {k: v for k, v in flat(DEFAULT).items() if k in params}
+    assert {k: params[k] for k in preset} == preset and len(preset) == 5
+
+
+def test_finalists_are_retrained_on_test_episodes_and_exported(smoke):
+    cwd, folder, result = smoke
+    table = finalist_rows(folder)
+    names = [line.split(" | ")[0].removeprefix("| ") for line in table]
+    assert "incumbent" in names and 2 <= len(names) <= 3, table
+    assert all(" | 2/2 | " in line for line in table), "every finalist ran both seeds"
+    assert all(" of 20 | " in line for line in table), "unseen layouts of 20 test episodes"
+    runs = sorted(p.name for p in (folder / "finalists").iterdir() if p.is_dir())
+    assert runs == sorted(f"{n}_seed{s}" for n in names for s in (1, 2))
+    for run in runs:
+        results = (folder / "finalists" / run / "result.json").read_text().splitlines()
+        last = json.loads(results[-1])
+        assert last["test/episodes"] == 20 and "test/return" in last and "eval/return" in last
+        assert not any("test/return" in json.loads(line) for line in results[:-1])
+        assert list((folder / "finalists" / run).glob("events.out.tfevents.*"))
+    assert "finalists on test episodes" in result.stdout
+    verdicts = ("beats the incumbent", "intervals overlap", "The incumbent (the preset) is")
+    assert any(v in result.stdout for v in verdicts), result.stdout[-1500:]
+    with Image.open(folder / "plots" / "finalists.png") as image:
+        assert image.size[0] > 200
+
+
+def finalist_rows(folder: Path) -> list[str]:
+    """The rows of summary.md's finalists table, best first."""
+    summary = (folder / "summary.md").read_text()
+    table = summary[summary.index("## Finalists") : summary.index("## Top")]
+    return [line for line in table.splitlines() if line.startswith("| ")][1:]
+
+
+def test_best_config_is_the_winning_finalist_and_retrains(smoke):
     cwd, folder, _ = smoke
     raw = yaml.safe_load((folder / "best_config.yaml").read_text())
-    best = raw["result"]
-    completed = [t for t in rows(folder) if t["status"] == "completed"]
-    lowest = min(completed, key=lambda t: float(t["last val/loss"]))
-    assert best["trial_id"] == lowest["trial_id"] and best["iterations"] == 4
-    assert (folder / best["checkpoint"]).is_file()
-
-    _, record = read_record(folder)
-    trial_folder = folder / f"trial_{best['trial_id']}"
-    params = yaml.safe_load((trial_folder / "params.json").read_text())
-    expected = from_flat(params, from_dict(record["base"]))
-    assert load_yaml(folder / "best_config.yaml") == expected, "round-trips into train"
+    result = raw["result"]
+    assert finalist_rows(folder)[0].startswith(f"| {result['finalist']} |"), "best test return"
+    assert sorted(result["seeds"]) == [1, 2] and result["test/return"]["seeds"] == 2
+    assert "search eval/return" in result and "incumbent" in result
 
     out = cwd / "retrain"
     retrained = cli("train", "--config", folder / "best_config.yaml", "--out", out, cwd=cwd)
     assert retrained.returncode == 0, retrained.stderr[-2000:]
-    assert "eval/return" in retrained.stdout and (out / "metrics.json").is_file()
-    # Same seed, data, thread count and CPU: the retrain repeats the trial's numbers.
+    assert "test/return" in retrained.stdout and "test episodes" in retrained.stdout
+    # Same seed, data, thread count and CPU: the retrain repeats the finalist's first seed.
     retrain = json.loads((out / "metrics.json").read_text())["mean"]
-    for metric in ("val/loss", "eval/return", "eval/success"):
-        assert retrain[metric] == pytest.approx(best["metrics"][metric], abs=1e-6), metric
+    run = folder / "finalists" / f"{result['finalist']}_seed1" / "result.json"
+    finalist = json.loads(run.read_text().splitlines()[-1])
+    for metric in ("val/loss", "eval/return", "test/return", "test/success"):
+        assert retrain[metric] == pytest.approx(finalist[metric], abs=1e-6), metric
 
 
 def test_summary_plots_and_tensorboard(smoke):
@@ -178,6 +210,53 @@ def test_killed_search_exports_and_resumes(tmp_path):
     # the first trials' configurations a second time.
     configurations = [tuple(sorted(t.items())) for t in params_of(folder)]
     assert len(set(configurations)) == len(configurations), "a configuration was proposed twice"
+
+
+def test_killed_during_the_finalists_exports_them_and_resumes(tmp_path):
+    args = (*SMOKE, "--name", "f")
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    folder = tmp_path / "results" / "f"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until some finalist runs ended and others run
+            runs = experiment_state(folder / "finalists")
+            ended = [r for r in runs.values() if r["status"] == "TERMINATED"]
+            if ended and len(ended) < len(runs):
+                break
+            assert driver.poll() is None, "the search ended before its finalists could be killed"
+            time.sleep(0.3)
+        else:
+            pytest.fail("the finalists never started")
+    finally:
+        kill_session(driver.pid)
+        driver.wait()
+
+    exported = cli("export", folder, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    summary = (folder / "summary.md").read_text()
+    assert "interrupted" in summary and "## Finalists" in summary
+    done = {
+        name: (folder / "finalists" / state["folder"] / "result.json").read_bytes()
+        for name, state in experiment_state(folder / "finalists").items()
+        if state["status"] == "TERMINATED"
+    }
+    searched = (folder / "trials.csv").read_bytes()
+
+    resumed = cli("--name", "f", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "State: finished." in (folder / "summary.md").read_text()
+    table = finalist_rows(folder)
+    assert len(table) >= 2 and all(" | 2/2 | " in line for line in table), table
+    assert (folder / "trials.csv").read_bytes() == searched, "the search was not run again"
+    for name, results in done.items():
+        state = experiment_state(folder / "finalists")[name]
+        assert (folder / "finalists" / state["folder"] / "result.json").read_bytes() == results
 
 
 def params_of(folder: Path) -> list[dict]:

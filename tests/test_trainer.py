@@ -16,7 +16,7 @@ from core.lr_schedule import warmup_cosine
 from core.policy import Policy, policy_from_checkpoint
 from core.trainer import Trainer
 from data.demos import DONE, for_data
-from data.envs import eval_seeds
+from data.envs import episode_seeds
 from data.errors import BadInput
 
 
@@ -111,6 +111,8 @@ def test_an_interrupted_checkpoint_write_keeps_the_old_file(demos, tmp_path):
 
 
 class CountingPolicy(Policy):
+    deterministic = True
+
     def __init__(self, actions):
         self.calls, self.actions = [], actions
 
@@ -160,9 +162,10 @@ def test_dagger_adds_expert_labels_for_the_policys_own_states(demos):
     short = [row for row in new.tolist() if DONE in row]
     assert short, "some states were within the horizon of the goal, so padding was checked"
     assert trainer.relabelled == 3
-    assert set(trainer.train_seeds.tolist()).isdisjoint(
-        eval_seeds(config.data.seed, 1000).tolist()
-    ), "relabelling plays training episodes, never evaluation ones"
+    for which in ("selection", "test"):
+        assert set(trainer.train_seeds.tolist()).isdisjoint(
+            episode_seeds(which, config.data.seed, 1000).tolist()
+        ), f"relabelling plays training episodes, never {which} ones"
 
 
 def test_device_choice_prefers_cuda_then_mps(monkeypatch):

@@ -1,0 +1,167 @@
+"""Finalists: the search's top configurations and the incumbent, retrained and judged apart.
+
+The search ranks its trials on selection episodes, one training seed each, so the best of
+many noisy runs is partly luck (the winner's curse). After the trials, the top K
+configurations and the *incumbent* (the preset the search started from, unchanged) are
+retrained from scratch on N fresh training seeds, as Ray trials of a second experiment in
+``RESULTS_DIR/NAME/finalists`` (in parallel, resumable, in the dashboard and TensorBoard like
+the trials), and each is rolled out on the test episodes, which nothing was selected on. The
+winner is the finalist with the best mean test return; it beats the incumbent only when their
+95% intervals over seeds do not overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ray import tune
+
+from core import config as cfg
+from core.metrics import TEST, mean_interval
+from core.trainable import train_finalist
+from data.demos import DATA_CACHE
+from search import cluster
+from search.results import Trial, read_trials
+from search.settings import Settings
+
+FOLDER = "finalists"  # the second experiment, inside the search folder
+INCUMBENT = "incumbent"
+# What a finalist seed reports of its test episodes (see core/evaluate.py).
+REPORTED = (*TEST, "test/unseen_episodes", "test/success_unseen", "eval/return")
+
+
+def choose(ranked: list[Trial], base: cfg.Config, count: int) -> dict[str, dict]:
+    """The finalists, name -> the configuration values laid over ``base``: the incumbent (no
+    values: the preset as the search started from it) and the top ``count`` trials that ran
+    the full budget. A top trial whose configuration is the incumbent's is the incumbent."""
+    chosen: dict[str, dict] = {INCUMBENT: {}}
+    for trial in [t for t in ranked if t.status == "completed"][:count]:
+        if cfg.from_flat(trial.coordinates, base) != base:
+            chosen[f"trial_{trial.trial_id}"] = dict(trial.params)
+    return chosen
+
+
+def finalist_base(base: cfg.Config, settings: Settings) -> cfg.Config:
+    """The trials' base configuration with the finalists' evaluation: selection episodes only
+    at the last iteration (nothing is chosen on them any more), then the test episodes."""
+    values = {"train.eval_every": settings.max_iters, "train.test_episodes": settings.test_episodes}
+    return cfg.from_flat(values, base, where="finalists")
+
+
+def seeds_of(settings: Settings) -> list[int]:
+    """Fresh training seeds: the trials all trained on ``settings.seed``."""
+    return [settings.seed + 1 + i for i in range(settings.finalist_seeds)]
+
+
+def make_tuner(
+    folder: Path,
+    chosen: dict[str, dict],
+    seeds: list[int],
+    demos,
+    base: cfg.Config,
+    placement: cluster.Placement,
+    max_failures: int,
+) -> tune.Tuner:
+    trainable = trainable_for(chosen, demos, base, placement)
+    return tune.Tuner(
+        trainable,
+        param_space={
+            "finalist": tune.grid_search(list(chosen)),
+            "train.seed": tune.grid_search(seeds),
+        },
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=placement.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=run_name,
+            trial_dirname_creator=run_name,
+        ),
+        run_config=tune.RunConfig(
+            name=FOLDER,
+            storage_path=str(folder.resolve()),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=1,
+        ),
+    )
+
+
+def restore(folder: Path, chosen: dict[str, dict], demos, base: cfg.Config, placement):
+    trainable = trainable_for(chosen, demos, base, placement)
+    return tune.Tuner.restore(
+        str((folder / FOLDER).resolve()),
+        trainable=trainable,
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+
+
+def trainable_for(chosen: dict, demos, base: cfg.Config, placement: cluster.Placement):
+    parameters = {"demos": demos, "base": cfg.to_dict(base), "finalists": chosen}
+    return tune.with_resources(
+        tune.with_parameters(train_finalist, cache=str(DATA_CACHE.resolve()), **parameters),
+        {"cpu": placement.cpus_per_trial, "gpu": placement.gpus_per_trial},
+    )
+
+
+def run_name(trial) -> str:
+    return f"{trial.config['finalist']}_seed{trial.config['train.seed']}"
+
+
+@dataclass
+class Finalist:
+    name: str
+    values: dict  # laid over the search's base configuration
+    search_figure: float  # what the search saw: its trial's last eval/return (or NaN)
+    runs: dict[int, dict]  # training seed -> the last result of a run that finished
+
+    def interval(self, metric: str) -> tuple[float, float]:
+        return mean_interval([run.get(metric, math.nan) for run in self.runs.values()])
+
+    @property
+    def gap(self) -> float:
+        """Test return minus the search's own figure for this configuration."""
+        return self.interval("test/return")[0] - self.search_figure
+
+
+def read(
+    folder: Path, record: dict, settings: Settings, trials: list[Trial], base: cfg.Config
+) -> list[Finalist]:
+    """The finalists a search chose (its record) with the runs that finished, best mean test
+    return first (finalists with no finished run last)."""
+    chosen = record.get("finalists", {}).get("configs", {})
+    runs = read_trials(folder / FOLDER, settings.max_iters) if (folder / FOLDER).is_dir() else []
+    finalists = []
+    for name, values in chosen.items():
+        finished = {
+            int(run.params["train.seed"]): run.history[-1]
+            for run in runs
+            if run.params.get("finalist") == name and run.status == "completed"
+        }
+        figure = search_figure(name, trials, base)
+        finalists.append(Finalist(name, values, figure, finished))
+    return sorted(finalists, key=lambda f: -mean_or(f.interval("test/return")[0]))
+
+
+def search_figure(name: str, trials: list[Trial], base: cfg.Config) -> float:
+    """The return the search saw for a finalist on the selection episodes, to set beside its
+    test return: its trial's last eval/return (the incumbent's: that of the trial with the
+    preset's own values, if the search ran one)."""
+    for trial in trials:
+        if name == INCUMBENT:
+            if trial.history and cfg.from_flat(trial.coordinates, base) == base:
+                return trial.last("eval/return")
+        elif name == f"trial_{trial.trial_id}":
+            return trial.last("eval/return")
+    return math.nan
+
+
+def mean_or(value: float, default: float = -math.inf) -> float:
+    return value if math.isfinite(value) else default
+
+
+def beats(winner: Finalist, incumbent: Finalist, metric: str = "test/return") -> bool:
+    """Whether the winner is better beyond both 95% intervals (they do not overlap)."""
+    (w, w_half), (i, i_half) = winner.interval(metric), incumbent.interval(metric)
+    return all(map(math.isfinite, (w, w_half, i, i_half))) and w - w_half > i + i_half

@@ -1,0 +1,96 @@
+"""Finalists and test figures, without Ray: who is chosen, how seeds are summarised, when a
+winner beats the incumbent, and what a test report says about unseen layouts."""
+
+import math
+
+import pytest
+from scipy import stats
+
+from conftest import tiny
+from core.config import DEFAULT, flat
+from core.evaluate import describe_unseen, on_test_episodes
+from core.metrics import mean_interval
+from core.trainer import Trainer
+from data.demos import for_data
+from search.finalists import INCUMBENT, Finalist, beats, choose
+from search.results import Trial
+
+PRESET_POINT = {"model.hidden": 64, "model.heads": 4, "model.depth": 3, "train.lr": 0.002}
+
+
+def trial(trial_id: str, status: str = "completed", **values) -> Trial:
+    params = {**PRESET_POINT, **values}
+    return Trial(
+        trial_id, folder=None, params=params, coordinates=params, history=[{}], status=status
+    )
+
+
+def test_the_incumbent_is_always_a_finalist_and_never_twice():
+    ranked = [trial("a", **{"train.lr": 0.005}), trial("b"), trial("c", **{"model.depth": 1})]
+    chosen = choose(ranked, DEFAULT, count=2)
+    assert list(chosen) == [INCUMBENT, "trial_a"], "b is the preset itself: it is the incumbent"
+    assert chosen[INCUMBENT] == {} and chosen["trial_a"]["train.lr"] == 0.005
+    chosen = choose([ranked[0], ranked[2]], DEFAULT, count=2)
+    assert list(chosen) == [INCUMBENT, "trial_a", "trial_c"], "the top 2 and the incumbent"
+
+
+def test_only_trials_that_ran_the_full_budget_are_finalists():
+    ranked = [trial("a", "pruned", **{"train.lr": 0.005}), trial("b", **{"model.depth": 2})]
+    assert list(choose(ranked, DEFAULT, count=3)) == [INCUMBENT, "trial_b"]
+
+
+def test_mean_interval_is_students_t_over_seeds():
+    mean, half = mean_interval([0.5, 0.6, 0.7])
+    expected = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)
+    assert mean == pytest.approx(0.6) and half == pytest.approx(expected)
+    assert math.isnan(mean_interval([0.4])[1]) and math.isnan(mean_interval([])[0])
+
+
+def finalist(name: str, returns: list[float]) -> Finalist:
+    runs = {seed: {"test/return": r} for seed, r in enumerate(returns, start=1)}
+    return Finalist(name, {}, math.nan, runs)
+
+
+def test_beating_the_incumbent_needs_intervals_that_do_not_overlap():
+    incumbent = finalist(INCUMBENT, [0.40, 0.45, 0.50])
+    assert beats(finalist("a", [0.80, 0.82, 0.84]), incumbent)
+    assert not beats(finalist("b", [0.30, 0.60, 0.90]), incumbent), "better mean, wide interval"
+    assert not beats(finalist("c", [0.9]), incumbent), "one seed has no interval"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    config = tiny("MiniGrid-Empty-8x8-v0")
+    trainer = Trainer(config, for_data(config.data))
+    trainer.train_iteration()
+    return trainer
+
+
+def test_a_fixed_layout_environment_says_no_test_episode_is_unseen(trained):
+    metrics = on_test_episodes(trained.policy, 5, trained.config.data)
+    assert metrics["test/episodes"] == 5 and metrics["test/unseen_episodes"] == 0
+    assert metrics["test/layouts"] == 1 and math.isnan(metrics["test/success_unseen"])
+    assert "too few layouts for any to be unseen" in describe_unseen(metrics)
+
+
+def test_a_random_layout_environment_counts_its_unseen_test_episodes(trained):
+    data = tiny("MiniGrid-FourRooms-v0").data
+    policy = trained.policy
+    policy.config = tiny("MiniGrid-FourRooms-v0")  # same network, played on FourRooms
+    metrics = on_test_episodes(policy, 6, data)
+    assert metrics["test/unseen_episodes"] == 6, "12 demonstrations cannot cover FourRooms"
+    assert 0 <= metrics["test/success_unseen"] <= 1
+    assert describe_unseen(metrics).startswith("6 of 6 test episodes")
+
+
+def test_the_last_iteration_reports_the_test_figures_and_no_other_does():
+    config = tiny(**{"train.iters": 2, "train.test_episodes": 3})
+    trainer = Trainer(config, for_data(config.data))
+    first, last = trainer.train_iteration(), trainer.train_iteration()
+    assert not any(k.startswith("test/") for k in first)
+    assert last["test/episodes"] == 3 and "test/return" in last
+    none = tiny(**{"train.iters": 1, "train.test_episodes": 0})
+    assert not any(
+        k.startswith("test/") for k in Trainer(none, for_data(none.data)).train_iteration()
+    )
+    assert flat(config)["train.test_episodes"] == 3
