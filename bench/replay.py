@@ -1,0 +1,349 @@
+"""Search efficiency on recorded learning curves: ASHA+TPE, ASHA+random, FIFO+TPE and
+FIFO+random, each replayed many times over one table of real training runs.
+
+Real searches cost too much for many repeats on two cores, so, as tabulated HPO benchmarks
+do (NAS-Bench, HPOBench), every point of the ``grid`` space (search/spaces.py) is trained
+once for real with exactly the configuration a trial of a real search would have, and its
+learning curve (each iteration's result) and final test figures are recorded. Searches are
+then replayed with the project's real searcher (TPE or random, the preset enqueued first)
+and real scheduler (ASHA with its tie-break, or FIFO) on a trainable that reports the
+recorded results. One trial runs at a time, so a replay is deterministic given its seed.
+
+    python -m bench.replay record --env MiniGrid-DoorKey-8x8-v0 --max-iters 8
+    python -m bench.replay compare --table results/bench/grid-DoorKey-8x8-v0-8/table.json
+    python -m bench.replay check --table ... --seed 0     # a real search beside its replay
+
+Target: the incumbent's (the preset's grid point) test return. A search reaches it when a
+trial other than the preset's own completes the full budget with a test return at least
+that high: it has found a configuration as good as the one it started from. Counted in
+trial-iterations (every iteration is the same number of optimiser steps), in the order the
+trials ran; a search that never reaches it counts all it spent. The winner is what the
+search exports (the best completed trial by selection return), scored by its test return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import ray
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+
+from bench.measure import ROOT, emit, load, machine, median
+from core import config as cfg
+from search.export import rank
+from search.results import experiment_state, read_trials
+from search.scheduler import make_scheduler
+from search.searcher import PruningAwareOptunaSearch, make_sampler
+from search.settings import Settings, base_config
+from search.spaces import GRID, grid, point_of
+
+ARMS = {
+    "asha_tpe": ("asha", "tpe"),
+    "asha_random": ("asha", "random"),
+    "fifo_tpe": ("fifo", "tpe"),
+    "fifo_random": ("fifo", "random"),
+}
+
+
+def key(values: dict) -> str:
+    return json.dumps({k: values[k] for k in GRID}, sort_keys=True)
+
+
+# ---- record: every grid point trained once, for real ----
+
+
+def record(env: str, max_iters: int, out: Path, jobs: int) -> Path:
+    settings = Settings(env=env, max_iters=max_iters, space="grid")
+    # A trial of the real search on a CPU: the settings' base with one thread (the placement).
+    base = cfg.from_flat({"train.threads": 1}, base_config(settings))
+    points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+    out.mkdir(parents=True, exist_ok=True)
+
+    def one(point: dict) -> dict:
+        name = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+        folder = out / name
+        if not (folder / "metrics.json").exists():
+            config = cfg.from_flat({**point, "train.test_episodes": 300}, base)
+            path = out / f"{name}.yaml"
+            path.write_text(cfg.dump_yaml(config))
+            command = [sys.executable, "run_search.py", "train", "--config", str(path)]
+            with open(out / f"{name}.log", "w") as log:
+                subprocess.run(
+                    [*command, "--out", str(folder)], cwd=ROOT, stdout=log, stderr=log, check=True
+                )
+        curve = [json.loads(line) for line in (folder / "seed0" / "history.jsonl").open()]
+        last = curve[-1]
+        test = {k: last.pop(k) for k in list(last) if k.startswith("test/")}
+        minutes = json.loads((folder / "metrics.json").read_text())["mean"]["time/minutes"]
+        return {"values": point, "curve": curve, "test": test, "minutes": minutes}
+
+    with ThreadPoolExecutor(jobs) as pool:
+        recorded = list(pool.map(one, points))
+    table = {
+        "env": env,
+        "max_iters": max_iters,
+        "base": cfg.to_dict(base),
+        "incumbent": key(point_of("grid", base)),
+        "points": recorded,
+    }
+    path = out / "table.json"
+    path.write_text(json.dumps(table))
+    return path
+
+
+# ---- replay: the real searcher and scheduler over the recorded curves ----
+
+
+def replay_trial(params: dict, curves: dict) -> None:
+    """Report the recorded results of the point ``params`` names, one iteration at a time."""
+    for result in curves[key(params)]:
+        tune.report({k: v for k, v in result.items() if v is not None})
+
+
+def replay(
+    table: dict,
+    arm: str,
+    seed: int,
+    num_samples: int,
+    grace: int,
+    factor: float,
+    folder: Path,
+    sampler=None,
+) -> dict:
+    scheduler_name, searcher_name = ARMS[arm]
+    max_iters = table["max_iters"]
+    incumbent = json.loads(table["incumbent"])
+    searcher = PruningAwareOptunaSearch(
+        grid,
+        sampler or make_sampler(searcher_name, seed, num_samples),
+        "eval/return",
+        "max",
+        max_iters,
+        points_to_evaluate=[incumbent],
+    )
+    name = f"{arm}-seed{seed}"
+    scheduler = make_scheduler(scheduler_name, folder / name, max_iters, grace, factor)
+    curves = {key(p["values"]): p["curve"] for p in table["points"]}
+    tune.Tuner(
+        tune.with_parameters(replay_trial, curves=curves),
+        tune_config=tune.TuneConfig(
+            metric="eval/return",
+            mode="max",
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=1),
+            scheduler=scheduler,
+            num_samples=num_samples,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=0),
+    ).fit()
+    return outcome(table, folder / name, max_iters)
+
+
+def outcome(table: dict, folder: Path, max_iters: int) -> dict:
+    """Trial-iterations until a trial other than the incumbent completes with a test return
+    at least the incumbent's, and the exported winner's test return."""
+    tests = {key(p["values"]): p["test"]["test/return"] for p in table["points"]}
+    target = tests[table["incumbent"]]
+    trials = read_trials(folder, max_iters)
+    snapshot = experiment_state(folder)  # one trial at a time: they ran in proposal order
+    order = sorted(trials, key=lambda t: snapshot[t.trial_id]["order"])
+    spent, reached = 0, None
+    for trial in order:
+        spent += trial.iterations
+        found = trial.status == "completed" and key(trial.params) != table["incumbent"]
+        if reached is None and found and tests[key(trial.params)] >= target:
+            reached = spent
+    winner = rank(trials, "eval/return")[0]
+    return {
+        "reached": reached is not None,
+        "trial_iterations_to_target": reached if reached is not None else spent,
+        "trial_iterations_spent": spent,
+        "winner": key(winner.params),
+        "winner_test_return": round(tests[key(winner.params)], 4),
+        "target": round(target, 4),
+    }
+
+
+def compare(table: dict, args, out: Path) -> dict:
+    runs = {arm: [] for arm in args.arms}
+    for seed in range(args.repeats):
+        for arm in args.arms:  # interleaved
+            runs[arm].append(
+                {
+                    "seed": seed,
+                    **replay(
+                        table,
+                        arm,
+                        seed,
+                        args.num_samples,
+                        args.grace_period,
+                        args.reduction_factor,
+                        out,
+                    ),
+                }
+            )
+    return summarise(runs)
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    needed = {
+        arm: median([r["trial_iterations_to_target"] for r in rs]) for arm, rs in runs.items()
+    }
+    summary = {
+        "median_trial_iterations_to_target": needed,
+        "reached": {arm: sum(r["reached"] for r in rs) for arm, rs in runs.items()},
+        "median_winner_test_return": {
+            arm: median([r["winner_test_return"] for r in rs]) for arm, rs in runs.items()
+        },
+        "median_trial_iterations_spent": {
+            arm: median([r["trial_iterations_spent"] for r in rs]) for arm, rs in runs.items()
+        },
+    }
+    if "asha_tpe" in needed and "fifo_random" in needed:
+        summary["ratio_asha_tpe_over_fifo_random"] = round(
+            needed["asha_tpe"] / needed["fifo_random"], 3
+        )
+    return {**summary, "runs": runs}
+
+
+# ---- check: one real search beside its replay ----
+
+
+def check(table: dict, args, out: Path) -> dict:
+    """Run the real search (``run_search.py``, one trial at a time, no finalists) and its
+    replay with the same seed; they must propose the same configurations, stop them at the
+    same iterations and see the same returns."""
+    name = f"real-asha_tpe-seed{args.seed}"
+    flags = [
+        "--env",
+        table["env"],
+        "--space",
+        "grid",
+        "--max-iters",
+        str(table["max_iters"]),
+        "--num-samples",
+        str(args.num_samples),
+        "--grace-period",
+        str(args.grace_period),
+        "--reduction-factor",
+        str(args.reduction_factor),
+        "--seed",
+        str(args.seed),
+        "--max-concurrent",
+        "1",
+        "--finalists",
+        "0",
+        "--name",
+        name,
+        "--results-dir",
+        str(out),
+    ]
+    if not (out / name / "trials.csv").exists():
+        env = {**os.environ, "RAY_ADDRESS": "local"}
+        with open(out / f"{name}.log", "w") as log:
+            command = [sys.executable, "run_search.py", *flags]
+            subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log, check=True)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    replayed = replay(
+        table,
+        "asha_tpe",
+        args.seed,
+        args.num_samples,
+        args.grace_period,
+        args.reduction_factor,
+        out / "replays",
+    )
+    ray.shutdown()
+    real, again = (
+        sequence(out / name, table),
+        sequence(out / "replays" / f"asha_tpe-seed{args.seed}", table),
+    )
+    return {
+        "same_configurations_in_order": [t[0] for t in real] == [t[0] for t in again],
+        "same_stops": [t[:2] for t in real] == [t[:2] for t in again],
+        "same_returns": real == again,
+        "real": real,
+        "replay": again,
+        "real_outcome": outcome(table, out / name, table["max_iters"]),
+        "replay_outcome": replayed,
+    }
+
+
+def sequence(folder: Path, table: dict) -> list[tuple]:
+    """(configuration, iterations, eval/return per iteration) of each trial, in proposal
+    order."""
+    snapshot = experiment_state(folder)
+    trials = sorted(
+        read_trials(folder, table["max_iters"]), key=lambda t: snapshot[t.trial_id]["order"]
+    )
+    return [
+        (key(t.params), t.iterations, [round(r["eval/return"], 6) for r in t.history])
+        for t in trials
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["record", "compare", "check"])
+    parser.add_argument("--env", default="MiniGrid-DoorKey-8x8-v0")
+    parser.add_argument("--max-iters", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=2, help="record: runs at once")
+    parser.add_argument("--table", type=Path, help="compare, check: a recorded table.json")
+    parser.add_argument("--repeats", type=int, default=5, help="compare: seeds 0 .. repeats-1")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--num-samples", type=int, default=16)
+    parser.add_argument("--grace-period", type=int, default=2)
+    parser.add_argument("--reduction-factor", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0, help="check: the search's seed")
+    args = parser.parse_args()
+    load_before = load()
+    if args.command == "record":
+        out = (
+            ROOT
+            / "results"
+            / "bench"
+            / f"grid-{args.env.removeprefix('MiniGrid-')}-{args.max_iters}"
+        )
+        emit(
+            {
+                "bench": "replay record",
+                "table": str(record(args.env, args.max_iters, out, args.jobs)),
+            }
+        )
+        return
+    table = json.loads(args.table.read_text())
+    out = Path(tempfile.mkdtemp(prefix="replay-", dir=args.table.parent))
+    if args.command == "check":
+        result = check(table, args, args.table.parent)
+    else:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        result = compare(table, args, out)
+        ray.shutdown()
+    settings = {
+        k: getattr(args, k) for k in ("num_samples", "grace_period", "reduction_factor", "repeats")
+    }
+    emit(
+        {
+            "bench": f"replay {args.command}",
+            "machine": machine(),
+            "table": str(args.table),
+            "env": table["env"],
+            "max_iters": table["max_iters"],
+            "settings": settings,
+            **result,
+            "load_before_after": [load_before, load()],
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
