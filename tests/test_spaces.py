@@ -7,7 +7,7 @@ import pytest
 
 from core.config import DEFAULT, from_flat
 from data.errors import BadInput
-from search.spaces import SPACES, space
+from search.spaces import GRID, SPACES, point_of, space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -24,7 +24,7 @@ def samples(name: str, sampler, n: int) -> list[tuple[dict, dict]]:
     return out
 
 
-@pytest.mark.parametrize("name", list(SPACES))
+@pytest.mark.parametrize("name", ["default", "wide", "extended"])
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_every_sample_is_a_valid_configuration(name, sampler):
     make = {
@@ -73,3 +73,27 @@ def test_wide_space_adds_the_documented_parameters():
 def test_unknown_space_is_bad_input():
     with pytest.raises(BadInput, match="unknown space"):
         space("huge")
+
+
+def test_the_grid_space_samples_only_its_points():
+    points = set()
+    for params, real in samples("grid", optuna.samplers.RandomSampler(seed=2), 200):
+        assert real == {} and set(params) == set(GRID)
+        assert all(params[k] in values for k, values in GRID.items())
+        from_flat(params, DEFAULT)  # every point is a valid configuration
+        points.add(tuple(params[k] for k in GRID))
+    assert len(points) > 40, "most of the 48 points are reachable"
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_the_preset_is_a_point_of_every_space_and_round_trips(name):
+    point = point_of(name, DEFAULT)
+    assert point is not None, f"the default preset lies outside {name}"
+    fixed = optuna.trial.FixedTrial(point)
+    real = SPACES[name](fixed)
+    assert from_flat({**fixed.params, **real}, DEFAULT) == DEFAULT
+
+
+def test_a_preset_outside_the_space_has_no_point():
+    assert point_of("default", PRESETS["bc"]) is None, "schedule full is not searched"
+    assert point_of("wide", PRESETS["seed"]) is None, "a 49-token horizon is no power of two"
