@@ -5,7 +5,7 @@ import math
 import optuna
 import pytest
 
-from core.config import DEFAULT, from_flat
+from core.config import DEFAULT, PRESETS, from_flat
 from data.errors import BadInput
 from search.spaces import GRID, SPACES, point_of, space
 
