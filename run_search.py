@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, add_flags, flag_type
 from data.errors import BadInput
+from data.files import writable_file, writable_folder
 from search.settings import Settings
 
 RESULTS = Path("results")
@@ -172,6 +173,7 @@ def run_data(args) -> None:
     else:
         if args.out.suffix != ".npz":
             raise BadInput(f"--out {args.out} must end in .npz")
+        writable_file(args.out, "--out")
         demos, meta = generate(args.env, args.episodes, args.seed, args.noise)
         save(demos, meta, args.out)
         path = args.out
@@ -211,6 +213,9 @@ def run_train(args) -> None:
     out = args.out or RESULTS / "train" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     if (out / "metrics.json").exists():
         raise BadInput(f"{out} already holds a finished run; pass another --out or delete it")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file; pass a folder for the run")
+    writable_folder(out, "--out")
     print(f"training {name} on {config.data.env} -> {out}")
     summary = train_seeds(config, args.seeds, out, demos=demos)
     mean, half = summary["mean"], summary["ci95"]
@@ -229,6 +234,8 @@ def run_evaluate(args) -> None:
 
     if args.gif is not None and args.gif.suffix.lower() != ".gif":
         raise BadInput(f"--gif {args.gif} must end in .gif")
+    if args.gif is not None:
+        writable_file(args.gif, "--gif")  # before the rollouts, not after
     metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif)
     print(json.dumps(metrics, indent=2))
     print(describe_unseen(metrics))

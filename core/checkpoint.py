@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -45,16 +43,16 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("**/checkpoint.pt"))
+        hint = f" (it holds {found[0]})" if found else ""
+        raise BadInput(f"checkpoint {path} is a folder{hint}; pass a checkpoint.pt file")
     if not path.is_file():
         raise BadInput(f"checkpoint {path} does not exist; pass the checkpoint.pt of a train run")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise BadInput(
-            f"checkpoint {path} cannot be read ({reason}); it is truncated, corrupt or not a "
-            "checkpoint of this tool: retrain or pass another file"
-        ) from None
+    except Exception:  # torch raises IndexError, RuntimeError, ... on bytes it cannot read
+        raise BadInput(f"checkpoint {path} cannot be read: {what_it_is(path)}") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise BadInput(f"checkpoint {path} is not a checkpoint of this tool; pass another file")
     if payload["format_version"] != FORMAT_VERSION:
@@ -66,3 +64,15 @@ def load_checkpoint(path: Path) -> dict:
     if missing:
         raise BadInput(f"checkpoint {path} lacks {sorted(missing)}; retrain or pass another file")
     return payload
+
+
+def what_it_is(path: Path) -> str:
+    """Why a file is not a checkpoint, in the user's terms (torch's own message names its
+    internals: 'enforce fail at inline_container.cc', 'weights_only')."""
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if head.startswith(b"PK") and b".npy" in head:
+        return "it is a demonstrations file (.npz); pass the checkpoint.pt of a train run"
+    if not head.startswith(b"PK"):
+        return "it is not a PyTorch checkpoint at all; pass the checkpoint.pt of a train run"
+    return "it is truncated or corrupt, or not a checkpoint of this tool; retrain or pass another"

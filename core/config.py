@@ -255,10 +255,17 @@ def validate(config: Config) -> Config:
 def load_yaml(path: Path, base: Config = DEFAULT) -> Config:
     """Read a configuration file (``train --config``); extra top-level keys such as a
     search's ``result`` are allowed and ignored."""
+    if Path(path).is_dir():
+        raise BadInput(f"config {path} is a folder; pass a YAML file (e.g. best_config.yaml)")
     try:
         text = Path(path).read_text()
     except OSError as error:
         raise BadInput(f"cannot read config {path}: {error.strerror}; check the path") from None
+    except UnicodeDecodeError:
+        raise BadInput(
+            f"config {path} is not a text file (a checkpoint? `evaluate` plays those); pass "
+            "a YAML file such as a search's best_config.yaml"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:

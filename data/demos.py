@@ -228,6 +228,8 @@ def _npz_bytes(demos: Demos) -> bytes:
 def load(path: Path) -> tuple[Demos, dict]:
     """Read a file written by save(); BadInput if it is missing, corrupt or inconsistent."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"demonstrations file {path} is a folder; pass the .npz file in it")
     if not path.is_file():
         raise BadInput(
             f"demonstrations file {path} does not exist; "

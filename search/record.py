@@ -4,7 +4,6 @@ resume reuses and the exports read."""
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -29,19 +28,6 @@ def search_folder(results_dir: Path, name: str) -> Path:
             f"--name {name!r} must be one folder name (letters, digits, '.', '_', '-'), not a path"
         )
     return results_dir / name
-
-
-def check_writable(results_dir: Path) -> None:
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        probe = results_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise BadInput(
-            f"cannot write to --results-dir {results_dir} ({error.strerror}); "
-            "pick a folder you can write"
-        ) from None
 
 
 def read_record(folder: Path) -> tuple[Settings, dict]:

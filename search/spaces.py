@@ -29,12 +29,15 @@ SCHEDULES = [name for name in DIFFUSION_SCHEDULES if name != "full"]
 
 
 def default(trial: optuna.Trial) -> dict:
-    """The five the user named: hidden size, depth, heads, learning rate, mask schedule."""
+    """The five the user named: hidden size, depth, heads, learning rate, mask schedule; and
+    the sampling temperature, which decides whether a policy can leave a loop (at 0 a policy
+    is greedy, and a state it has planned from once it plans from the same way again)."""
     hidden = 2 ** trial.suggest_int("space.log2_hidden", 5, 7)  # 32 .. 128
     head_dim = 2 ** trial.suggest_int("space.log2_head_dim", 3, 5)  # 8 .. 32, at most hidden
     trial.suggest_int("model.depth", 1, 4)
     trial.suggest_float("train.lr", 3e-4, 1e-2, log=True)
     trial.suggest_categorical("diffusion.schedule", SCHEDULES)
+    trial.suggest_float("diffusion.temperature", 0.0, 1.0, step=0.25)
     return {"model.hidden": hidden, "model.heads": hidden // head_dim}
 
 
@@ -83,7 +86,6 @@ def extended(trial: optuna.Trial) -> dict:
             "data.episodes": 1000 * kilo_episodes,
         }
     )
-    trial.suggest_float("diffusion.temperature", 0.0, 1.0, step=0.25)
     trial.suggest_categorical("model.layout", ["joint", "encoder"])
     trial.suggest_float("data.noise", 0.0, 0.5, step=0.1)
     trial.suggest_categorical("train.dagger_every", [0, 1, 2, 4])

@@ -21,10 +21,11 @@ from core import config as cfg
 from core.trainable import train_trial
 from data.demos import DATA_CACHE, for_data
 from data.errors import BadInput
+from data.files import writable_folder
 from search import cluster, finalists
 from search.console import announce
 from search.export import export, rank
-from search.record import WallClock, check_writable, read_record, search_folder, write_record
+from search.record import WallClock, read_record, search_folder, write_record
 from search.results import experiment_state, read_trials
 from search.scheduler import forget_unknown_trials, make_scheduler
 from search.searcher import PruningAwareOptunaSearch, make_sampler
@@ -132,7 +133,7 @@ def run(
                 "or choose another --name"
             )
         check(settings)
-        check_writable(results_dir)
+        writable_folder(results_dir, "--results-dir").mkdir(parents=True, exist_ok=True)
         record = {"settings": settings.to_dict(), "wall_s": 0.0}
     base = base_config(settings)
     mps = address is None and cluster.mps_available()

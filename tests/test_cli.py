@@ -109,6 +109,10 @@ def files(tmp_path_factory):
     np.savez(root / "v99.npz", **{**arrays, "format_version": np.array(99)})
     np.savez(root / "flat.npz", **{**arrays, "image": arrays["image"].reshape(-1, 49, 3)})
 
+    (root / "folder.npz").mkdir()
+    (root / "folder.gif").mkdir()
+    (root / "a_file").write_text("not a folder\n")
+    (root / "text.pt").write_text("a text file, not a checkpoint\n")
     (root / "bad.yaml").write_text("model:\n  hidden: [64\n")
     (root / "section.yaml").write_text("modle:\n  hidden: 64\n")
     (root / "list.yaml").write_text("- 1\n- 2\n")
@@ -150,6 +154,49 @@ BAD = {
     "checkpoint of another shape": ("evaluate", "{root}/wrong_shape.pt"),
     "not a gif": ("evaluate", "{root}/run/seed0/checkpoint.pt", "--gif", "{root}/x.png"),
     "existing run": ("train", "--out", "{root}/run", "--iters", "1"),
+    "checkpoint as config": ("train", "--config", "{root}/run/seed0/checkpoint.pt"),
+    "folder as config": ("train", "--config", "{root}/run"),
+    "data out is a folder": (
+        "data",
+        "--env",
+        "MiniGrid-Empty-5x5-v0",
+        "--out",
+        "{root}/folder.npz",
+    ),
+    "data out where nothing is written": (
+        "data",
+        "--env",
+        "MiniGrid-Empty-5x5-v0",
+        "--out",
+        "/proc/x.npz",
+    ),
+    "data out under a file": (
+        "data",
+        "--env",
+        "MiniGrid-Empty-5x5-v0",
+        "--out",
+        "{root}/a_file/x.npz",
+    ),
+    "gif is a folder": ("evaluate", "{root}/run/seed0/checkpoint.pt", "--gif", "{root}/folder.gif"),
+    "train out is a file": ("train", "--out", "{root}/a_file", "--iters", "1"),
+    "folder as dataset": ("train", "--data", "{root}/folder.npz"),
+    "folder as checkpoint": ("evaluate", "{root}/run"),
+    "text file as checkpoint": ("evaluate", "{root}/text.pt"),
+    "dataset as checkpoint": ("evaluate", "{root}/demos.npz"),
+}
+# What the one line must say, where a vaguer line was seen before.
+SAYS = {
+    "checkpoint as config": "not a text file",
+    "folder as config": "is a folder",
+    "data out is a folder": "is a folder",
+    "data out where nothing is written": "cannot write",
+    "data out under a file": "is a file, not a folder",
+    "gif is a folder": "is a folder",
+    "train out is a file": "is a file",
+    "folder as dataset": "is a folder",
+    "folder as checkpoint": "holds",
+    "text file as checkpoint": "not a PyTorch checkpoint",
+    "dataset as checkpoint": "demonstrations file",
 }
 
 
@@ -166,6 +213,7 @@ def test_bad_input_is_one_line_and_exit_2(case, files):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "error" in lines[0]
+    assert SAYS.get(case, "") in lines[0], lines[0]
     assert snapshot(files) == before, "a bad command changed files that existed before"
 
 

@@ -363,6 +363,7 @@ BAD = {
     "export with damaged settings": ("export", "results/broken"),
     "negative retries": ("--max-failures", "-1"),
     "fractional samples": ("--num-samples", "2.5"),
+    "fifo with rungs": ("--scheduler", "fifo", "--grace-period", "100"),
 }
 
 
