@@ -178,6 +178,9 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
+            # Dropout draws from torch's global generator (the device's own on CUDA): without
+            # its state a resumed run with dropout > 0 would not repeat the straight one.
+            "global_rng": global_rng(self.device),
             "relabelled": self.relabelled,
             "relabelled_samples": self.train_set.tail(self.demo_samples),
         }
@@ -189,6 +192,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        if state.get("global_rng") is not None:
+            set_global_rng(self.device, state["global_rng"])
         self.iteration = state["iteration"]
         self.metrics = state["metrics"]
         self.relabelled = state.get("relabelled", 0)
@@ -196,3 +201,15 @@ class Trainer:
         if extra is not None and len(extra["actions"]):
             added = Chunks(**{k: v.to(self.device) for k, v in extra.items()})
             self.train_set = self.train_set.extend(added)
+
+
+def global_rng(device: torch.device) -> torch.Tensor:
+    """The state of the generator dropout draws from on ``device``."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def set_global_rng(device: torch.device, state: torch.Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)

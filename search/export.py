@@ -241,8 +241,6 @@ def summary_md(
     wall = float(record.get("search_wall_s", record.get("wall_s", 0.0)))
     cpus = float(record.get("cpus", 0.0))
     busy = sum(t.busy_s for t in trials)
-    spent = sum(t.iterations for t in trials)
-    full = len(trials) * max_iters
     lines = [
         f"# Search {folder.name}",
         "",
@@ -263,10 +261,7 @@ def summary_md(
             if wall > 0 and cpus > 0
             else ""
         ),
-        f"- Compute: {spent} trial-iterations against {full} for the same {len(trials)} trials "
-        f"run to the full budget (FIFO): {1 - spent / full:.0%} saved by pruning."
-        if full
-        else "- Compute: no trial ran.",
+        compute_line(trials, max_iters),
         "",
         f"## Top {TOP}",
         "",
@@ -300,6 +295,23 @@ def summary_md(
         ]
     lines += ["", "Plots: " + ", ".join(f"`plots/{p}`" for p in plots), ""]
     return "\n".join(lines)
+
+
+def compute_line(trials: list[Trial], max_iters: int) -> str:
+    """Trial-iterations spent, and what pruning saved: only trials the scheduler stopped count
+    (an unfinished trial's missing iterations were not saved, just not yet run)."""
+    if not trials:
+        return "- Compute: no trial ran."
+    spent = sum(t.iterations for t in trials)
+    pruned = [t for t in trials if t.status == "pruned"]
+    if not pruned:
+        return f"- Compute: {spent} trial-iterations; no trial was stopped early."
+    saved = sum(max_iters - t.iterations for t in pruned)
+    return (
+        f"- Compute: {spent} trial-iterations; stopping {len(pruned)} trial(s) early saved "
+        f"{saved} of the {spent + saved} the same trials would have spent run to the full "
+        f"budget ({saved / (spent + saved):.0%})."
+    )
 
 
 def fmt_param(v) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.config import COORDINATES
 from core.metrics import TIME
+from data.errors import BadInput
 from search.upstream import experiment_snapshot
 
 STATUSES = ("completed", "pruned", "error", "unfinished")
@@ -65,9 +66,12 @@ class Trial:
 
     @property
     def checkpoint(self) -> Path | None:
-        """The newest checkpoint Ray kept for this trial."""
-        found = sorted(self.folder.glob("checkpoint_*/checkpoint.pt"))
-        return found[-1] if found else None
+        """The checkpoint of the trial's last reported iteration, if Ray kept it. (A trial
+        killed between writing a checkpoint and reporting it leaves a newer folder on disk
+        that belongs to no reported result.)"""
+        name = self.history[-1].get("checkpoint_dir_name") if self.history else None
+        path = self.folder / str(name) / "checkpoint.pt"
+        return path if name and path.is_file() else None
 
 
 def value(result: dict, metric: str) -> float:
@@ -90,8 +94,15 @@ def read_history(path: Path) -> list[dict]:
 
 def experiment_state(folder: Path) -> dict[str, dict]:
     """Ray's newest experiment snapshot (``search.upstream.experiment_snapshot``); ``{}`` when
-    there is none or it cannot be read."""
-    return experiment_snapshot(folder) or {}
+    there is none yet. A damaged one is bad input: read as empty, it would have a resume
+    forget every saved rung and an export overwrite the tables with nothing."""
+    snapshot = experiment_snapshot(folder)
+    if snapshot is None:
+        raise BadInput(
+            f"{folder}: Ray's experiment snapshot (experiment_state-*.json) is damaged, so "
+            "the search cannot be read or resumed; restore the file or start a new search"
+        )
+    return snapshot
 
 
 def read_trials(folder: Path, max_iters: int) -> list[Trial]:

@@ -126,6 +126,7 @@ def run(
                 f"there is no search {name!r} in {results_dir} to resume; start it without --resume"
             )
         settings, record = read_record(folder)
+        experiment_state(folder)  # a damaged snapshot is refused before anything changes
     else:
         if folder.exists():
             raise BadInput(

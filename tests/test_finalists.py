@@ -12,6 +12,7 @@ from core.evaluate import describe_unseen, on_test_episodes
 from core.metrics import mean_interval
 from core.trainer import Trainer
 from data.demos import for_data
+from search.export import compute_line
 from search.finalists import INCUMBENT, Finalist, beats, choose
 from search.results import Trial
 
@@ -94,3 +95,26 @@ def test_the_last_iteration_reports_the_test_figures_and_no_other_does():
         k.startswith("test/") for k in Trainer(none, for_data(none.data)).train_iteration()
     )
     assert flat(config)["train.test_episodes"] == 3
+
+
+def test_the_exported_checkpoint_is_the_last_reported_iterations(tmp_path):
+    """A trial killed after writing a checkpoint but before reporting it leaves a newer folder
+    that no reported result names; the export points to the reported one."""
+    for name in ("checkpoint_000000", "checkpoint_000001"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "checkpoint.pt").write_bytes(b"")
+    history = [{"iteration": 1, "checkpoint_dir_name": "checkpoint_000000"}]
+    reported = Trial("a", tmp_path, {}, {}, history=history)
+    assert reported.checkpoint == tmp_path / "checkpoint_000000" / "checkpoint.pt"
+    assert Trial("b", tmp_path, {}, {}).checkpoint is None, "nothing reported, nothing exported"
+
+
+def test_only_stopped_trials_count_as_saved_compute():
+    interrupted = [trial("a", "completed"), trial("b", "unfinished"), trial("c", "unfinished")]
+    for t, iterations in zip(interrupted, (6, 2, 1), strict=True):
+        t.history = [{"iteration": i} for i in range(1, iterations + 1)]
+    assert compute_line(interrupted, 6) == (
+        "- Compute: 9 trial-iterations; no trial was stopped early."
+    ), "an interrupted FIFO search saved nothing"
+    interrupted[1].status = "pruned"
+    assert "stopping 1 trial(s) early saved 4 of the 13" in compute_line(interrupted, 6)

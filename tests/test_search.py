@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, SMOKE, cli, rows
-from core.config import DEFAULT, flat
+from core.config import DEFAULT, flat, to_dict
 from search.results import experiment_state
 from search.upstream import experiment_snapshot
 
@@ -112,7 +112,7 @@ def test_best_config_is_the_winning_finalist_and_retrains(smoke):
 def test_summary_plots_and_tensorboard(smoke):
     _, folder, _ = smoke
     summary = (folder / "summary.md").read_text()
-    assert "State: finished." in summary and "saved by pruning" in summary
+    assert "State: finished." in summary and "trial(s) early saved" in summary
     assert "| pruned |" in summary and "utilisation" in summary
     for name in ("curves.png", "params.png"):
         with Image.open(folder / "plots" / name) as image:
@@ -171,7 +171,7 @@ def test_killed_search_exports_and_resumes(tmp_path):
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:  # until some trials ended and others run
-            state = experiment_state(folder)
+            state = experiment_snapshot(folder) or {}  # Ray may be writing it
             ended = [t for t in state.values() if t["status"] == "TERMINATED"]
             if len(ended) >= 2 and len(ended) < len(state):
                 break
@@ -225,7 +225,7 @@ def test_killed_during_the_finalists_exports_them_and_resumes(tmp_path):
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:  # until some finalist runs ended and others run
-            runs = experiment_state(folder / "finalists")
+            runs = experiment_snapshot(folder / "finalists") or {}  # Ray may be writing it
             ended = [r for r in runs.values() if r["status"] == "TERMINATED"]
             if ended and len(ended) < len(runs):
                 break
@@ -337,6 +337,13 @@ def existing(tmp_path_factory):
     (cwd / "results" / "broken").mkdir()
     (cwd / "results" / "broken" / "tuner.pkl").write_bytes(b"not Ray's")
     (cwd / "results" / "broken" / "search.yaml").write_text("settings: [\n")
+    damaged = cwd / "results" / "damaged"
+    damaged.mkdir()
+    (damaged / "search.yaml").write_text(yaml.safe_dump({"settings": {}, "base": to_dict(DEFAULT)}))
+    (damaged / "tuner.pkl").write_bytes(b"Ray's")
+    (damaged / "asha_state.yaml").write_text("pruned: {a: 1}\nrungs: {'1': {a: 0.5}}\n")
+    (damaged / "trials.csv").write_text("trial_id,status\na,pruned\n")
+    (damaged / "experiment_state-2026-11-26_00-00-00.json").write_text('{"trial_data": [[')
     return cwd
 
 
@@ -364,6 +371,8 @@ BAD = {
     "negative retries": ("--max-failures", "-1"),
     "fractional samples": ("--num-samples", "2.5"),
     "fifo with rungs": ("--scheduler", "fifo", "--grace-period", "100"),
+    "resume of a damaged snapshot": ("--name", "damaged", "--resume"),
+    "export of a damaged snapshot": ("export", "results/damaged"),
 }
 
 

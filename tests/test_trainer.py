@@ -55,9 +55,17 @@ def test_every_iteration_reports_the_design_metrics(demos):
     assert 0.0 <= second["eval/success"] <= 1.0
 
 
-def test_checkpoint_resumes_exactly(demos, tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.1], ids=["no dropout", "dropout"])
+def test_checkpoint_resumes_exactly(demos, tmp_path, dropout):
+    """Dropout draws from torch's global generator: a resume restores it too."""
     config = tiny(
-        **{"train.eval_every": 100, "train.iters": 3, "train.ema": 0.9, "train.dagger_every": 1}
+        **{
+            "train.eval_every": 100,
+            "train.iters": 3,
+            "train.ema": 0.9,
+            "train.dagger_every": 1,
+            "model.dropout": dropout,
+        }
     )
     straight = Trainer(config, demos)
     expected = [straight.train_iteration()["train/loss"] for _ in range(3)]
