@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import fields
@@ -42,17 +43,19 @@ non_negative_int = flag_type(int, NON_NEGATIVE)
 positive_float = flag_type(float, POSITIVE)
 non_negative_float = flag_type(float, NON_NEGATIVE)
 
-SUBCOMMANDS = ("search", "train", "evaluate", "export", "data")
+SUBCOMMANDS = ("search", "train", "evaluate", "export", "data", "envs")
 
 
 def build_parser() -> Parser:
     parser = Parser(
-        prog="run_search.py",
+        prog=Path(sys.argv[0]).name if sys.argv[0].endswith("mdps") else "run_search.py",
         description="Masked-diffusion policies for MiniGrid: hyperparameter search, "
         "demonstrations, training, evaluation. With no subcommand, runs the search.",
         epilog="Search options: python run_search.py search --help",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    commands.add_parser("envs", help="list the supported MiniGrid environments")
 
     search = commands.add_parser(
         "search",
@@ -243,10 +246,27 @@ def run_evaluate(args) -> None:
         print(f"wrote {args.gif}")
 
 
+def run_envs(args) -> None:
+    from data.envs import supported_env_ids
+
+    for env_id in supported_env_ids():
+        print(env_id)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mdpolicy-search")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "search")  # the search is the default subcommand
     args = parser.parse_args(argv)
     commands = {
@@ -255,12 +275,16 @@ def main(argv: list[str] | None = None) -> int:
         "data": run_data,
         "train": run_train,
         "evaluate": run_evaluate,
+        "envs": run_envs,
     }
     try:
         commands[args.command](args)
     except BadInput as error:
-        print(f"run_search.py {args.command}: error: {error}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`envs | head`): not an error
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes it on exit
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

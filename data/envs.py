@@ -4,6 +4,7 @@ Only the reach-the-goal families are supported: their success is "terminated wit
 which the shortest-path expert in `data.expert` can always achieve.
 """
 
+import difflib
 import typing
 from typing import Literal
 
@@ -53,9 +54,11 @@ def check_env_id(env_id: str) -> None:
         if env_id not in gym.registry
         else ("is not a reach-the-goal family this search supports")
     )
+    close = difflib.get_close_matches(env_id, supported_env_ids(), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
     raise BadInput(
-        f"environment {env_id!r} {reason}; use a MiniGrid-<Family>-... id with Family one of "
-        f"{', '.join(FAMILIES)} (for example {EXAMPLE_ENV_ID})"
+        f"environment {env_id!r} {reason}; {hint}use a MiniGrid-<Family>-... id with Family "
+        f"one of {', '.join(FAMILIES)} (for example {EXAMPLE_ENV_ID}; `envs` lists them all)"
     )
 
 

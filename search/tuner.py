@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.tune import ResultGrid
 from ray.tune.search import ConcurrencyLimiter
 
 from core import config as cfg
@@ -140,7 +141,9 @@ def run(
     mps = address is None and cluster.mps_available()
     if address is None:
         cluster.plan(cluster.local_resources(), cpus_per_trial, gpus_per_trial, max_concurrent, mps)
-    url = cluster.start(address, dashboard_host)
+    started_here = not ray.is_initialized()  # a caller's own Ray session is left running
+    url = cluster.start(address, dashboard_host) if started_here else ""
+    grids = {}
     try:
         if address:
             cluster.check_shared(results_dir)
@@ -162,19 +165,24 @@ def run(
         )
         with WallClock(folder, record):
             if "finalists" not in record:
-                search_stage(settings, folder, placement, demos, base, resume)
+                grids["results"] = search_stage(settings, folder, placement, demos, base, resume)
                 if export(folder)["searched"] and settings.finalists:
                     record["search_wall_s"] = record["wall_s"]
                     record["finalists"] = choose_finalists(folder, settings, base)
                     write_record(folder, record)
             if "finalists" in record:
-                finalists_stage(settings, folder, record, placement, demos, base)
+                grids["finalist_results"] = finalists_stage(
+                    settings, folder, record, placement, demos, base
+                )
     finally:
-        cluster.stop()
-    return export(folder)
+        if started_here:
+            cluster.stop()
+    return {**export(folder), **grids}
 
 
-def search_stage(settings: Settings, folder: Path, placement, demos, base, resume: bool) -> None:
+def search_stage(
+    settings: Settings, folder: Path, placement, demos, base, resume: bool
+) -> ResultGrid:
     """The trials: searcher, scheduler, one Ray experiment in ``folder``."""
     if resume and (folder / "tuner.pkl").exists():
         forget_unknown_trials(folder, set(experiment_state(folder)))
@@ -186,7 +194,7 @@ def search_stage(settings: Settings, folder: Path, placement, demos, base, resum
         )
     else:
         tuner = make_tuner(settings, folder, placement, demos, base)
-    tuner.fit()
+    return tuner.fit()
 
 
 def choose_finalists(folder: Path, settings: Settings, base: cfg.Config) -> dict:
@@ -199,7 +207,7 @@ def choose_finalists(folder: Path, settings: Settings, base: cfg.Config) -> dict
     return {"configs": chosen, "seeds": seeds}
 
 
-def finalists_stage(settings, folder: Path, record: dict, placement, demos, base) -> None:
+def finalists_stage(settings, folder: Path, record: dict, placement, demos, base) -> ResultGrid:
     """The finalists' runs: a second Ray experiment in ``folder/finalists``."""
     chosen, seeds = record["finalists"]["configs"], record["finalists"]["seeds"]
     base = cfg.override(finalists.finalist_base(base, settings), "train.device", placement.device)
@@ -209,4 +217,4 @@ def finalists_stage(settings, folder: Path, record: dict, placement, demos, base
         tuner = finalists.make_tuner(
             folder, chosen, seeds, demos, base, placement, settings.max_failures
         )
-    tuner.fit()
+    return tuner.fit()

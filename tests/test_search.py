@@ -10,12 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 import yaml
 from PIL import Image
+from ray.tune import ResultGrid
 
 from conftest import ROOT, SMOKE, cli, rows
 from core.config import DEFAULT, flat, to_dict
+from search.api import search
 from search.results import experiment_state
+from search.settings import Settings
 from search.upstream import experiment_snapshot
 
 pytestmark = pytest.mark.slow  # real searches: Ray and subprocesses
@@ -385,3 +389,46 @@ def test_bad_search_input_is_one_line_and_exit_2(case, existing):
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     after = {p: p.read_bytes() for p in sorted(existing.rglob("*")) if p.is_file()}
     assert after == before, "a bad command changed or left files"
+
+
+def test_the_api_runs_inside_the_callers_ray_session_and_leaves_it_running(tmp_path):
+    settings = Settings.given({"smoke": True, "metric": "val/loss", "finalists": 1})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        found = search(settings, tmp_path / "results", "api")
+        assert ray.is_initialized(), "the caller's session is left running"
+        assert isinstance(found.results, ResultGrid) and len(found.results) == 6
+        assert isinstance(found.finalist_results, ResultGrid)
+        assert len(found.finalist_results) == 2 * len(found.outcome["finalists"])
+        assert found.finished and found.best_config.is_file()
+        assert found.folder == tmp_path / "results" / "api"
+    finally:
+        ray.shutdown()
+
+
+def test_the_console_script_runs_from_a_fresh_venv(tmp_path):
+    """`pip install` puts `mdps` on the venv's PATH (dependencies borrowed from this one)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = subprocess.run(
+        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    new_site = next((venv / "lib").glob("python*/site-packages"))
+    (new_site / "borrowed.pth").write_text(site + "\n")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps"]
+    subprocess.run([*pip, "-e", str(ROOT)], check=True, capture_output=True)
+    mdps = venv / "bin" / "mdps"
+    version = subprocess.run([str(mdps), "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("mdps "), version
+    envs = subprocess.run([str(mdps), "envs"], capture_output=True, text=True, cwd=tmp_path)
+    assert "MiniGrid-FourRooms-v0" in envs.stdout.splitlines()
+    typo = subprocess.run(
+        [str(mdps), "train", "--env", "MiniGrid-Fourrooms-v0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert typo.returncode == 2 and "did you mean MiniGrid-FourRooms-v0?" in typo.stderr
