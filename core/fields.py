@@ -126,7 +126,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] 
             choices=allowed,
             metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else None,
             default=argparse.SUPPRESS,
-            help=f"{doc(f)} (default {shown})",
+            help=f"{doc(f)} (default {shown})" if shown != "" else doc(f),
         )
 
 

@@ -46,6 +46,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
         mode: str,
         max_t: int,
         points_to_evaluate: list[dict] | None = None,
+        storage=None,
+        study_name: str | None = None,
     ):
         super().__init__(
             space=space,
@@ -53,6 +55,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
             mode=mode,
             sampler=sampler,
             points_to_evaluate=points_to_evaluate,
+            storage=storage,
+            study_name=study_name,
         )
         self.max_t = max_t
 

@@ -70,6 +70,15 @@ class Settings:
     )
     finalist_seeds: int = setting(3, "fresh training seeds per finalist", AT_LEAST_ONE)
     test_episodes: int = setting(300, "test episodes each finalist seed is judged on", AT_LEAST_ONE)
+    storage: str = setting(
+        "",
+        "Optuna storage URL for the study (sqlite:///study.db, postgresql://...); empty: "
+        "the journal file optuna.journal in the search folder",
+    )
+    study_name: str = setting("", "the Optuna study's name; empty: the search's --name")
+    warm_start: str = setting(
+        "", "a finished search folder whose best configurations are proposed first"
+    )
     smoke: bool = setting(False, "tiny budget, about a minute (tests and CI)")
 
     @property

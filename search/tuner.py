@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 import ray
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune import ResultGrid
 from ray.tune.search import ConcurrencyLimiter
@@ -36,6 +38,8 @@ from search.spaces import point_of, space
 # Keeping two checkpoints a trial makes Ray snapshot the experiment at least every second
 # checkpoint (so a resume loses little); Ray warns about that rate, which is intended here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+JOURNAL = "optuna.journal"  # the study, live, unless --storage names another place
+WARM_START = 3  # configurations a --warm-start takes from the earlier search
 
 
 def make_tuner(
@@ -43,15 +47,21 @@ def make_tuner(
 ) -> tune.Tuner:
     trainable = trainable_for(base, demos, placement)
     # The preset's own values are the first trial (Optuna enqueues them), so TPE starts from
-    # what is known to work, and the incumbent has a figure in the search's own terms.
+    # what is known to work, and the incumbent has a figure in the search's own terms; an
+    # earlier search's best configurations follow (--warm-start).
     incumbent = point_of(settings.space, base)
+    first = [incumbent] if incumbent else []
+    if settings.warm_start:
+        first += warm_start_points(Path(settings.warm_start), settings.space, base)
     searcher = PruningAwareOptunaSearch(
         space(settings.space),
         make_sampler(settings.searcher, settings.seed, settings.num_samples),
         settings.metric,
         settings.mode,
         settings.max_iters,
-        points_to_evaluate=[incumbent] if incumbent else None,
+        points_to_evaluate=first or None,
+        storage=study_storage(settings, folder),
+        study_name=settings.study_name or folder.name,
     )
     scheduler = make_scheduler(
         settings.scheduler,
@@ -82,6 +92,36 @@ def make_tuner(
             verbose=1,  # the live trial table, without every trial's config and result box
         ),
     )
+
+
+def study_storage(settings: Settings, folder: Path):
+    """Where Optuna keeps the study, live: the user's URL, or a journal file in the search
+    folder (optuna-dashboard and optuna.load_study open either while the search runs)."""
+    if settings.storage:
+        return settings.storage
+    return JournalStorage(JournalFileBackend(str((folder / JOURNAL).resolve())))
+
+
+def warm_start_points(other: Path, space_name: str, base: cfg.Config) -> list[dict]:
+    """The coordinates of the best configurations of an earlier search in the same space:
+    its finalists (best first) or else its top trials that ran the full budget."""
+    if not (other / "search.yaml").is_file():
+        raise BadInput(f"--warm-start {other} is not a search folder; pass results/NAME")
+    other_settings, record = read_record(other)
+    if other_settings.space != space_name:
+        raise BadInput(
+            f"--warm-start {other} searched the {other_settings.space} space, not {space_name}: "
+            f"its points mean nothing here; pass --space {other_settings.space}"
+        )
+    other_base = cfg.from_dict(record["base"], where=f"{other} base configuration")
+    trials = read_trials(other, other_settings.max_iters)
+    retrained = finalists.read(other, record, other_settings, trials, other_base)
+    values = [f.values for f in retrained if f.runs and f.name != finalists.INCUMBENT]
+    if not values:
+        ranked = rank(trials, other_settings.metric)
+        values = [t.params for t in ranked if t.status == "completed"]
+    points = [point_of(space_name, cfg.from_flat(v, base)) for v in values[:WARM_START]]
+    return [p for p in points if p is not None]
 
 
 def trial_name(trial) -> str:
@@ -135,6 +175,8 @@ def run(
                 "or choose another --name"
             )
         check(settings)
+        if settings.warm_start:  # refused before Ray starts if it does not fit
+            warm_start_points(Path(settings.warm_start), settings.space, base_config(settings))
         writable_folder(results_dir, "--results-dir").mkdir(parents=True, exist_ok=True)
         record = {"settings": settings.to_dict(), "wall_s": 0.0}
     base = base_config(settings)

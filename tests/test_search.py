@@ -4,14 +4,21 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections import Counter
 from pathlib import Path
 
+import optuna
 import pytest
 import ray
 import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 from PIL import Image
 from ray.tune import ResultGrid
 
@@ -432,3 +439,49 @@ def test_the_console_script_runs_from_a_fresh_venv(tmp_path):
         cwd=tmp_path,
     )
     assert typo.returncode == 2 and "did you mean MiniGrid-FourRooms-v0?" in typo.stderr
+
+
+def test_the_study_is_stored_and_optuna_dashboard_serves_it(smoke):
+    """The search writes its Optuna study to a journal file in its folder, pruned trials as
+    PRUNED with their intermediate values; optuna-dashboard serves it over HTTP."""
+    _, folder, _ = smoke
+    storage = JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
+    study = optuna.load_study(study_name="s", storage=storage)
+    statuses = Counter(t["status"] for t in rows(folder))
+    states = Counter(t.state for t in study.trials)
+    assert states[TrialState.PRUNED] == statuses["pruned"] > 0
+    assert states[TrialState.COMPLETE] == statuses["completed"] > 0
+    assert all(t.intermediate_values for t in study.trials if t.state == TrialState.PRUNED)
+    with socket.socket() as probe:  # a free port on the loopback interface
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dashboard = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "optuna-dashboard"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            str(folder / "optuna.journal"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, summaries = time.monotonic() + 60, None
+        while summaries is None and time.monotonic() < deadline:
+            studies = f"http://127.0.0.1:{port}/api/studies"
+            with contextlib.suppress(OSError), urllib.request.urlopen(studies) as answer:
+                summaries = json.load(answer)["study_summaries"]
+            time.sleep(0.5)
+        (summary,) = [s for s in summaries if s["study_name"] == "s"]
+        url = f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}"
+        with urllib.request.urlopen(url) as answer:
+            served = json.load(answer)["trials"]
+        assert Counter(t["state"] for t in served) == {
+            "Pruned": statuses["pruned"],
+            "Complete": statuses["completed"],
+        }
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
