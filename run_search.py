@@ -101,7 +101,10 @@ def build_parser() -> Parser:
         "--data", type=Path, help="train on this demonstrations .npz (from `data --out`)"
     )
     train.add_argument("--iters", type=positive_int, help="override train.iters")
-    train.add_argument("--seeds", type=positive_int, default=1, help="train this many seeds")
+    train.add_argument("--seeds", type=positive_int, help="train this many seeds (default 1)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out"
+    )
     train.add_argument("--out", type=Path, help="output dir (default: results/train/<name>)")
     train.add_argument(
         "--set",
@@ -184,10 +187,44 @@ def run_data(args) -> None:
 
 
 def run_train(args) -> None:
-    from core import config as cfg
     from core.evaluate import describe_unseen
     from core.metrics import TEST
     from core.seed_runs import train_seeds
+
+    if args.resume:
+        config, seeds, demos, out = resumed_run(args)
+    else:
+        config, demos = train_config(args)
+        seeds = args.seeds or 1
+        name = args.config.stem if args.config else args.preset or "default"
+        out = args.out or RESULTS / "train" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+        if (out / "metrics.json").exists():
+            raise BadInput(f"{out} already holds a finished run; pass another --out or delete it")
+        if out.exists() and not out.is_dir():
+            raise BadInput(f"--out {out} is a file; pass a folder for the run")
+        if (out / RUN_FILE).exists():
+            raise BadInput(f"{out} holds an unfinished run: add --resume to continue it")
+        writable_folder(out, "--out")
+        write_run(out, config, seeds, args.data)
+    print(f"training on {config.data.env} -> {out} (continue it with --out {out} --resume)")
+    summary = train_seeds(config, seeds, out, demos=demos, resume=args.resume)
+    mean, half = summary["mean"], summary["ci95"]
+    over = f"over {seeds} seed(s)" + (", 95% interval" if seeds > 1 else "")
+    for key in (*TEST, "eval/return"):
+        if key in mean:
+            interval = f" ± {half[key]:.3f}" if math.isfinite(half[key]) else ""
+            print(f"{key}: {mean[key]:.3f}{interval} {over}")
+    if "test/episodes" in mean:
+        print(describe_unseen(next(iter(summary["seeds"].values()))))
+    print(f"wrote {out / 'metrics.json'}")
+
+
+RUN_FILE = "train.yaml"  # what a `train` run is (its configuration, seeds, data): --resume reads it
+
+
+def train_config(args):
+    """The configuration (and demonstrations, with --data) the command line asks for."""
+    from core import config as cfg
 
     if args.config and args.preset:
         raise BadInput("give either --config or --preset, not both")
@@ -211,25 +248,59 @@ def run_train(args) -> None:
         for key, field in names.items():
             if meta.get(key) is not None:  # the saved config then names the data it used
                 config = cfg.override(config, f"data.{field}", meta[key], "--data")
-    config = cfg.validate(config)
-    name = args.config.stem if args.config else args.preset or "default"
-    out = args.out or RESULTS / "train" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    if (out / "metrics.json").exists():
-        raise BadInput(f"{out} already holds a finished run; pass another --out or delete it")
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} is a file; pass a folder for the run")
-    writable_folder(out, "--out")
-    print(f"training {name} on {config.data.env} -> {out}")
-    summary = train_seeds(config, args.seeds, out, demos=demos)
-    mean, half = summary["mean"], summary["ci95"]
-    seeds = f"over {args.seeds} seed(s)" + (", 95% interval" if args.seeds > 1 else "")
-    for key in (*TEST, "eval/return"):
-        if key in mean:
-            interval = f" ± {half[key]:.3f}" if math.isfinite(half[key]) else ""
-            print(f"{key}: {mean[key]:.3f}{interval} {seeds}")
-    if "test/episodes" in mean:
-        print(describe_unseen(next(iter(summary["seeds"].values()))))
-    print(f"wrote {out / 'metrics.json'}")
+    return cfg.validate(config), demos
+
+
+def write_run(out: Path, config, seeds: int, data: Path | None) -> None:
+    import yaml
+
+    from core.config import to_dict
+    from data.files import write_atomically
+
+    run = {"config": to_dict(config), "seeds": seeds, "data": str(data.resolve()) if data else None}
+    write_atomically(out / RUN_FILE, yaml.safe_dump(run, sort_keys=False).encode())
+
+
+def resumed_run(args):
+    """The run in --out, as its first command wrote it, to go on from its checkpoints."""
+    import yaml
+
+    from core.config import from_dict
+
+    given = [
+        flag
+        for flag, value in (
+            ("--config", args.config),
+            ("--preset", args.preset),
+            ("--env", args.env),
+            ("--data", args.data),
+            ("--iters", args.iters),
+            ("--seeds", args.seeds),
+            ("--set", args.set),
+        )
+        if value
+    ]
+    if not args.out:
+        raise BadInput("--resume needs the --out of the run to continue")
+    if given:
+        raise BadInput(f"--resume continues a run as it was started; drop {', '.join(given)}")
+    if (args.out / "metrics.json").exists():
+        raise BadInput(f"{args.out} already holds a finished run; there is nothing to resume")
+    try:
+        run = yaml.safe_load((args.out / RUN_FILE).read_text())
+        config = from_dict(run["config"], where=f"{args.out / RUN_FILE}")
+        seeds, data = int(run["seeds"]), run["data"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        raise BadInput(
+            f"{args.out} holds no run of `train` to resume ({RUN_FILE} is missing or damaged); "
+            "start it without --resume"
+        ) from None
+    demos = None
+    if data:
+        from data.demos import load
+
+        demos, _ = load(Path(data))
+    return config, seeds, demos, args.out
 
 
 def run_evaluate(args) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,20 +14,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from tensorboardX import SummaryWriter
+from tqdm import tqdm
 
-from core.checkpoint import jsonable, save_checkpoint, write_json
+from core.checkpoint import jsonable, load_checkpoint, save_checkpoint, write_json
 from core.config import Config, to_dict
 from core.metrics import PROGRESS, TIME, mean_interval
 from core.trainer import Trainer
 from data.demos import Demos, for_data
 
 
-def progress_line(prefix: str, iteration: int, total: int, metrics: dict) -> str:
+def progress_line(prefix: str, iteration: int, total: int, metrics: dict, eta_s: float) -> str:
     parts = [f"{prefix}iter {iteration:>3}/{total}"]
     for key in PROGRESS:
         if key in metrics:
             value = metrics[key]
             parts.append(f"{key} {value:.0f}" if key.startswith("perf") else f"{key} {value:.3f}")
+    parts.append(f"eta {eta_s // 60:.0f}m{eta_s % 60:02.0f}s")
     return "  ".join(parts)
 
 
@@ -36,17 +39,39 @@ def train_one(
     out: Path,
     log: Callable[[str], None] = print,
     prefix: str = "",
+    resume: bool = False,
 ) -> dict[str, float]:
-    """Train ``config`` from scratch into ``out``: TensorBoard events, history.jsonl (one line of
-    metrics per iteration), checkpoint.pt and its .json. Returns the last iteration's metrics,
-    which always include a rollout."""
+    """Train ``config`` into ``out``: TensorBoard events, history.jsonl (one line of metrics
+    per iteration), checkpoint.pt and its .json after every iteration. With ``resume`` it goes
+    on from the checkpoint there (the lines and events after it are dropped, so an iteration
+    repeated after a crash is written once). Returns the last iteration's metrics, which
+    include a rollout and, with ``train.test_episodes``, the test figures."""
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     start = time.perf_counter()
     trainer = Trainer(config, demos)
     out.mkdir(parents=True, exist_ok=True)
-    with SummaryWriter(str(out / "tb")) as writer, open(out / "history.jsonl", "w") as history:
-        for _ in range(config.train.iters):
+    checkpoint = out / "checkpoint.pt"
+    if resume and checkpoint.exists():
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+        lines = (out / "history.jsonl").read_text().splitlines(keepends=True)
+        (out / "history.jsonl").write_text("".join(lines[: trainer.iteration]))
+    done, total = trainer.iteration, config.train.iters
+    bar = tqdm(
+        total=total,
+        initial=done,
+        desc=prefix.strip() or "train",
+        unit="iter",
+        disable=not sys.stdout.isatty(),
+        leave=False,
+    )
+    with (
+        SummaryWriter(str(out / "tb"), purge_step=done + 1) as writer,
+        open(out / "history.jsonl", "a") as history,
+        bar,
+    ):
+        metrics = trainer.metrics
+        while trainer.iteration < total:
             metrics = trainer.train_iteration()
             line = {TIME: trainer.iteration, **metrics}
             history.write(json.dumps(jsonable(line)) + "\n")
@@ -54,8 +79,15 @@ def train_one(
             for key, value in metrics.items():
                 if math.isfinite(value):  # len_ratio is NaN until an episode succeeds
                     writer.add_scalar(key, value, trainer.iteration)
-            log(progress_line(prefix, trainer.iteration, config.train.iters, metrics))
-    save_checkpoint(out / "checkpoint.pt", trainer.state_dict())
+            save_checkpoint(checkpoint, trainer.state_dict())
+            elapsed = time.perf_counter() - start
+            eta = elapsed / (trainer.iteration - done) * (total - trainer.iteration)
+            bar.update()
+            bar.set_postfix(
+                {k: f"{metrics[k]:.3f}" for k in ("val/loss", "eval/return") if k in metrics}
+            )
+            if bar.disable:  # a log or a pipe: one line an iteration
+                log(progress_line(prefix, trainer.iteration, total, metrics, eta))
     return {**metrics, "time/minutes": (time.perf_counter() - start) / 60}
 
 
@@ -65,17 +97,18 @@ def train_seeds(
     out: Path,
     log: Callable[[str], None] = print,
     demos: Demos | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations (the
     cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
     metrics, their mean, standard deviation and the half-width of the mean's 95% interval."""
-    demos = demos if demos is not None else for_data(config.data)
+    demos = demos if demos is not None else for_data(config.data, log=log)
     per_seed = {}
     for i in range(seeds):
         seed = config.train.seed + i
         run = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
         prefix = f"[seed {seed}] " if seeds > 1 else ""
-        per_seed[str(seed)] = train_one(run, demos, out / f"seed{seed}", log, prefix)
+        per_seed[str(seed)] = train_one(run, demos, out / f"seed{seed}", log, prefix, resume)
     keys = sorted({k for m in per_seed.values() for k in m})
     values = {k: [m.get(k) for m in per_seed.values()] for k in keys}
     intervals = {k: mean_interval(v) for k, v in values.items()}

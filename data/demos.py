@@ -296,7 +296,7 @@ def _read_meta(path: Path, demos: Demos) -> dict:
 
 
 def cached(
-    env_id: str, episodes: int, seed: int, cache_dir: Path, noise: float = 0.0
+    env_id: str, episodes: int, seed: int, cache_dir: Path, noise: float = 0.0, log=None
 ) -> tuple[Demos, dict, Path]:
     """The demonstrations for (env_id, episodes, seed, noise), read from `cache_dir` when a valid
     file is there, else generated and saved there (replacing a corrupt or stale file)."""
@@ -308,15 +308,17 @@ def cached(
             demos, meta = load(path)
             if np.array_equal(demos.env_seed, env_seeds):
                 return demos, meta, path
+    if log is not None:
+        log(f"building {episodes} expert demonstrations of {env_id} (noise {noise:g}) in {path}")
     demos, meta = generate(env_id, episodes, seed, noise)
     save(demos, meta, path)
     return demos, meta, path
 
 
-def for_data(data, cache_dir: Path = DATA_CACHE) -> Demos:
+def for_data(data, cache_dir: Path = DATA_CACHE, log=None) -> Demos:
     """The cached demonstrations a configuration's data section names (env, episodes, seed,
-    noise)."""
-    demos, _, _ = cached(data.env, data.episodes, data.seed, cache_dir, data.noise)
+    noise); ``log`` hears of it when they have to be built first."""
+    demos, _, _ = cached(data.env, data.episodes, data.seed, cache_dir, data.noise, log)
     return demos
 
 

@@ -2,6 +2,9 @@
 
 import json
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +62,9 @@ def test_data_train_evaluate(tmp_path):
     gif = tmp_path / "episode.gif"
     evaluated = cli("evaluate", checkpoint, "--episodes", 4, "--gif", gif, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert 0.0 <= json.loads(evaluated.stdout.split("\nwrote")[0])["eval/success"] <= 1.0
+    metrics, _ = json.JSONDecoder().raw_decode(evaluated.stdout)
+    assert 0.0 <= metrics["test/success"] <= 1.0 and metrics["test/episodes"] == 4
+    assert "test episodes" in evaluated.stdout, "the unseen-layout line"
     with Image.open(gif) as image:
         assert image.n_frames > 1 and image.size[0] >= 64
 
@@ -228,3 +233,36 @@ def test_no_shell_and_no_unsafe_loading_in_the_code():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#")[0]  # comments may name what the code avoids
             assert not unsafe.search(code), f"{path.name}:{number}: {line.strip()}"
+
+
+def test_train_killed_mid_run_resumes_to_the_same_numbers(tmp_path):
+    slow = [*TINY, "--set", "train.iters=4", "--set", "train.steps_per_iter=150"]
+    straight = cli("train", *slow, "--out", tmp_path / "straight", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "run_search.py"), "train", *slow, "--out", str(run)]
+    driver = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    history = run / "seed0" / "history.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 2:
+            driver.kill()
+            break
+        time.sleep(0.05)
+    driver.wait()
+    assert not (run / "metrics.json").exists(), "killed before the end"
+    again = cli("train", "--set", "train.lr=1", "--out", run, "--resume", cwd=tmp_path)
+    assert again.returncode == 2 and "drop --set" in again.stderr, "a resume takes no changes"
+    resumed = cli("train", "--out", run, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    lines = [json.loads(line)["iteration"] for line in history.read_text().splitlines()]
+    assert lines == [1, 2, 3, 4], "each iteration written once"
+    expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())["mean"]
+    got = json.loads((run / "metrics.json").read_text())["mean"]
+    for metric in ("train/loss", "val/loss", "eval/return", "test/return"):
+        assert got[metric] == pytest.approx(expected[metric], abs=1e-9), metric
+    finished = cli("train", "--out", run, "--resume", cwd=tmp_path)
+    assert finished.returncode == 2 and "nothing to resume" in finished.stderr
