@@ -105,6 +105,12 @@ def build_parser() -> Parser:
     train.add_argument(
         "--resume", action="store_true", help="continue the interrupted run in --out"
     )
+    train.add_argument(
+        "--track",
+        choices=["none", "wandb", "mlflow"],
+        default="none",
+        help="log every iteration to Weights & Biases or MLflow (pip install -e '.[track]')",
+    )
     train.add_argument("--out", type=Path, help="output dir (default: results/train/<name>)")
     train.add_argument(
         "--set",
@@ -190,7 +196,9 @@ def run_train(args) -> None:
     from core.evaluate import describe_unseen
     from core.metrics import TEST
     from core.seed_runs import train_seeds
+    from core.tracking import require
 
+    require(args.track)
     if args.resume:
         config, seeds, demos, out = resumed_run(args)
     else:
@@ -207,7 +215,7 @@ def run_train(args) -> None:
         writable_folder(out, "--out")
         write_run(out, config, seeds, args.data)
     print(f"training on {config.data.env} -> {out} (continue it with --out {out} --resume)")
-    summary = train_seeds(config, seeds, out, demos=demos, resume=args.resume)
+    summary = train_seeds(config, seeds, out, demos=demos, resume=args.resume, track=args.track)
     mean, half = summary["mean"], summary["ci95"]
     over = f"over {seeds} seed(s)" + (", 95% interval" if seeds > 1 else "")
     for key in (*TEST, "eval/return"):

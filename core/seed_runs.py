@@ -17,8 +17,9 @@ from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from core.checkpoint import jsonable, load_checkpoint, save_checkpoint, write_json
-from core.config import Config, to_dict
+from core.config import Config, flat, to_dict
 from core.metrics import PROGRESS, TIME, mean_interval
+from core.tracking import Track, Tracker
 from core.trainer import Trainer
 from data.demos import Demos, for_data
 
@@ -40,6 +41,7 @@ def train_one(
     log: Callable[[str], None] = print,
     prefix: str = "",
     resume: bool = False,
+    track: Track = "none",
 ) -> dict[str, float]:
     """Train ``config`` into ``out``: TensorBoard events, history.jsonl (one line of metrics
     per iteration), checkpoint.pt and its .json after every iteration. With ``resume`` it goes
@@ -57,6 +59,7 @@ def train_one(
         lines = (out / "history.jsonl").read_text().splitlines(keepends=True)
         (out / "history.jsonl").write_text("".join(lines[: trainer.iteration]))
     done, total = trainer.iteration, config.train.iters
+    tracker = Tracker(track, f"{out.parent.name}-{out.name}", flat(config), out)
     bar = tqdm(
         total=total,
         initial=done,
@@ -80,6 +83,7 @@ def train_one(
                 if math.isfinite(value):  # len_ratio is NaN until an episode succeeds
                     writer.add_scalar(key, value, trainer.iteration)
             save_checkpoint(checkpoint, trainer.state_dict())
+            tracker.log(metrics, trainer.iteration)
             elapsed = time.perf_counter() - start
             eta = elapsed / (trainer.iteration - done) * (total - trainer.iteration)
             bar.update()
@@ -88,6 +92,7 @@ def train_one(
             )
             if bar.disable:  # a log or a pipe: one line an iteration
                 log(progress_line(prefix, trainer.iteration, total, metrics, eta))
+    tracker.close()
     return {**metrics, "time/minutes": (time.perf_counter() - start) / 60}
 
 
@@ -98,6 +103,7 @@ def train_seeds(
     log: Callable[[str], None] = print,
     demos: Demos | None = None,
     resume: bool = False,
+    track: Track = "none",
 ) -> dict:
     """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations (the
     cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
@@ -108,7 +114,8 @@ def train_seeds(
         seed = config.train.seed + i
         run = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
         prefix = f"[seed {seed}] " if seeds > 1 else ""
-        per_seed[str(seed)] = train_one(run, demos, out / f"seed{seed}", log, prefix, resume)
+        folder = out / f"seed{seed}"
+        per_seed[str(seed)] = train_one(run, demos, folder, log, prefix, resume, track)
     keys = sorted({k for m in per_seed.values() for k in m})
     values = {k: [m.get(k) for m in per_seed.values()] for k in keys}
     intervals = {k: mean_interval(v) for k, v in values.items()}

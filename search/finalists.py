@@ -63,6 +63,7 @@ def make_tuner(
     base: cfg.Config,
     placement: cluster.Placement,
     max_failures: int,
+    callbacks: list,
 ) -> tune.Tuner:
     trainable = trainable_for(chosen, demos, base, placement)
     return tune.Tuner(
@@ -83,6 +84,7 @@ def make_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             verbose=1,
+            callbacks=callbacks,
         ),
     )
 

@@ -13,6 +13,7 @@ from core import fields
 from core.config import Preset
 from core.fields import AT_LEAST_ONE, NON_NEGATIVE, Range, setting
 from core.metrics import Metric, mode_of
+from core.tracking import Track, require
 from data.envs import check_env_id
 from data.errors import BadInput
 from search.spaces import SpaceName
@@ -79,6 +80,11 @@ class Settings:
     warm_start: str = setting(
         "", "a finished search folder whose best configurations are proposed first"
     )
+    track: Track = setting(
+        "none",
+        "log every trial to Weights & Biases or MLflow through Ray's logger callbacks "
+        "(pip install -e '.[track]'; MLFLOW_TRACKING_URI, WANDB_MODE=offline)",
+    )
     smoke: bool = setting(False, "tiny budget, about a minute (tests and CI)")
 
     @property
@@ -117,6 +123,7 @@ def check(settings: Settings) -> Settings:
     """Each setting within its declared values, and the rules between them."""
     fields.check(settings, flag=True)
     check_env_id(settings.env)
+    require(settings.track)
     if settings.scheduler == "asha" and settings.grace_period > settings.max_iters:
         raise BadInput(
             f"--grace-period {settings.grace_period} is more than --max-iters "

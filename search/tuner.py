@@ -21,6 +21,7 @@ from ray.tune import ResultGrid
 from ray.tune.search import ConcurrencyLimiter
 
 from core import config as cfg
+from core.tracking import mlflow_uri
 from core.trainable import train_trial
 from data.demos import DATA_CACHE, for_data
 from data.errors import BadInput
@@ -90,6 +91,7 @@ def make_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             verbose=1,  # the live trial table, without every trial's config and result box
+            callbacks=tracking(settings.track, folder),
         ),
     )
 
@@ -122,6 +124,20 @@ def warm_start_points(other: Path, space_name: str, base: cfg.Config) -> list[di
         values = [t.params for t in ranked if t.status == "completed"]
     points = [point_of(space_name, cfg.from_flat(v, base)) for v in values[:WARM_START]]
     return [p for p in points if p is not None]
+
+
+def tracking(track: str, folder: Path) -> list:
+    """Ray's own logger callbacks for --track: every trial a tracked run of the search."""
+    if track == "mlflow":
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        return [MLflowLoggerCallback(mlflow_uri(folder), experiment_name=folder.name)]
+    if track == "wandb":
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        directory = os.environ.get("WANDB_DIR") or str(folder.resolve())
+        return [WandbLoggerCallback(project=folder.name, dir=directory)]
+    return []
 
 
 def trial_name(trial) -> str:
@@ -257,6 +273,13 @@ def finalists_stage(settings, folder: Path, record: dict, placement, demos, base
         tuner = finalists.restore(folder, chosen, demos, base, placement)
     else:
         tuner = finalists.make_tuner(
-            folder, chosen, seeds, demos, base, placement, settings.max_failures
+            folder,
+            chosen,
+            seeds,
+            demos,
+            base,
+            placement,
+            settings.max_failures,
+            tracking(settings.track, folder),
         )
     return tuner.fit()
