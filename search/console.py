@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from search import cluster
 from search.export import pm, verdict
 from search.settings import Settings
+
+
+class WrongResumeHint(logging.Filter):
+    """Ray's 'Resume experiment with: Tuner.restore(...)' after an interruption is not how
+    this tool resumes; the console's last line says how (``run_search.py --name N --resume``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Resume experiment with" not in record.getMessage()
+
+
+def quiet_wrong_hints() -> None:
+    logging.getLogger("ray.tune.tune").addFilter(WrongResumeHint())
 
 
 def announce(

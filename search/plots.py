@@ -14,11 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 
+from core import config as cfg  # noqa: E402
+from core.config import COORDINATES  # noqa: E402
 from core.metrics import TIME, mode_of  # noqa: E402
+from data.errors import BadInput  # noqa: E402
 from data.files import write_atomically  # noqa: E402
 from search.results import Trial  # noqa: E402
 from search.settings import Settings  # noqa: E402
-from search.spaces import space  # noqa: E402
+from search.spaces import point_of, space  # noqa: E402
 
 COLOURS = {
     "completed": "tab:green",
@@ -126,6 +129,17 @@ def importance(trials: list[Trial], metric: str, settings: Settings):
     return figure
 
 
+def coordinates(trial: Trial, space_name: str) -> dict | None:
+    """Where the searcher sampled a trial: recorded by searches of earlier versions, else
+    found again from its configuration values."""
+    if any(k.startswith(COORDINATES) for k in trial.coordinates):
+        return trial.coordinates
+    try:
+        return point_of(space_name, cfg.from_flat(trial.params, cfg.DEFAULT))
+    except BadInput:
+        return None
+
+
 def rebuild_study(trials: list[Trial], metric: str, at: int, space_name: str) -> optuna.Study:
     """An in-memory study with one COMPLETE trial per trial that reached iteration ``at``,
     valued there, with the distributions the space function declares."""
@@ -135,7 +149,10 @@ def rebuild_study(trials: list[Trial], metric: str, at: int, space_name: str) ->
         value = t.at(at, metric)
         if not math.isfinite(value):
             continue
-        fixed = optuna.trial.FixedTrial(t.coordinates)
+        point = coordinates(t, space_name)
+        if point is None:
+            continue
+        fixed = optuna.trial.FixedTrial(point)
         try:
             fn(fixed)
         except ValueError:  # a parameter this version of the space no longer has

@@ -26,8 +26,8 @@ STATUSES = ("completed", "pruned", "error", "unfinished")
 class Trial:
     trial_id: str
     folder: Path
-    params: dict  # the configuration values this trial set (real values, not coordinates)
-    coordinates: dict  # everything the searcher suggested, as sampled
+    params: dict  # the configuration values this trial set
+    coordinates: dict  # its params.json as Ray wrote it (earlier versions: with space.* too)
     history: list[dict] = field(default_factory=list)  # one result per iteration, in order
     status: str = "unfinished"
     failures: list[str] = field(default_factory=list)  # the reason of each failure, in order

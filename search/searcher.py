@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from core.config import COORDINATES
 from core.metrics import TIME
 from data.errors import BadInput
 from search.upstream import optuna_study, optuna_told, optuna_trial
@@ -59,6 +60,19 @@ class PruningAwareOptunaSearch(OptunaSearch):
             study_name=study_name,
         )
         self.max_t = max_t
+
+    def suggest(self, trial_id: str):
+        """The configuration values only: the sampling coordinates (``space.*``) stay in the
+        Optuna study, so Ray's trial lines and tables show what a trial trains with. The
+        study's trials carry those values too, as user attributes (optuna-dashboard shows
+        them)."""
+        suggested = super().suggest(trial_id)
+        if not isinstance(suggested, dict):  # finished, or nothing to propose yet
+            return suggested
+        values = {k: v for k, v in suggested.items() if not k.startswith(COORDINATES)}
+        for key, value in values.items():
+            optuna_trial(self, trial_id).set_user_attr(key, value)
+        return values
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         stopped_early = (

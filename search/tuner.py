@@ -27,7 +27,7 @@ from data.demos import DATA_CACHE, for_data
 from data.errors import BadInput
 from data.files import writable_folder
 from search import cluster, finalists
-from search.console import announce
+from search.console import announce, quiet_wrong_hints
 from search.export import export, rank
 from search.record import WallClock, read_record, search_folder, write_record
 from search.results import experiment_state, read_trials
@@ -199,6 +199,7 @@ def run(
     mps = address is None and cluster.mps_available()
     if address is None:
         cluster.plan(cluster.local_resources(), cpus_per_trial, gpus_per_trial, max_concurrent, mps)
+    quiet_wrong_hints()
     started_here = not ray.is_initialized()  # a caller's own Ray session is left running
     url = cluster.start(address, dashboard_host) if started_here else ""
     grids = {}
