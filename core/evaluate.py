@@ -14,7 +14,6 @@ with how many of them start from a layout no training episode had.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
 from data.demos import padded
 from data.envs import episode_seeds, full_state, layouts, make_env
-from data.expert import shortest_plan
+from data.expert import PlanCache, shortest_plan
 from data.files import write_atomically
 
 
@@ -121,6 +120,7 @@ def play_episodes(
     if frames is not None:
         frames.append(envs[0].render())
     queues: list[list[int]] = [[] for _ in envs]
+    expert = PlanCache()
     while True:
         replan = [i for i, run in enumerate(runs) if not run.done and not queues[i]]
         for i in replan if policy.deterministic else ():
@@ -138,11 +138,14 @@ def play_episodes(
         if not live:
             break
         for i in live:
+            action = queues[i].pop(0)
             if visits is not None:
-                with contextlib.suppress(RuntimeError):  # no plan from here: nothing to learn
-                    plan = padded(shortest_plan(envs[i]))
-                    visits.append((obs[i]["image"], obs[i]["direction"], plan))
-            observation, reward, terminated, truncated, _ = envs[i].step(queues[i].pop(0))
+                plan = expert.plan(envs[i], full_state(envs[i]))
+                if plan is not None:  # no plan from here: nothing to learn
+                    visits.append((obs[i]["image"], obs[i]["direction"], padded(list(plan))))
+            observation, reward, terminated, truncated, _ = envs[i].step(action)
+            if visits is not None and not (terminated or truncated):
+                expert.followed(plan, action, full_state(envs[i]))
             obs[i] = observation
             run = runs[i]
             run.length += 1

@@ -165,3 +165,31 @@ def _actions_to(state, parent) -> list[int]:
         actions.append(action)
     actions.reverse()
     return actions
+
+
+class PlanCache:
+    """The expert's plans from every state of many trajectories, with as few searches as
+    the plans allow. A shortest plan's tail is the shortest plan from the state its first
+    action leads to, and the same one this search returns (a lexicographically smaller one
+    from there, behind the same first action, would be smaller from here too); a state seen
+    before, by any trajectory, has its plan already. DAgger labels every state a policy acts
+    in, and a wandering policy comes back to the same states again and again."""
+
+    def __init__(self):
+        self.known: dict[bytes, tuple[int, ...] | None] = {}
+
+    def plan(self, env, state: bytes) -> tuple[int, ...] | None:
+        """The plan from ``env``, whose full state is ``state``; None where the goal cannot
+        be reached from it."""
+        if state not in self.known:
+            try:
+                self.known[state] = tuple(shortest_plan(env))
+            except RuntimeError:
+                self.known[state] = None
+        return self.known[state]
+
+    def followed(self, plan: tuple[int, ...] | None, action: int, state: bytes) -> None:
+        """The policy took ``action`` where the expert's plan was ``plan``, and reached
+        ``state``: if that was the plan's first action, the rest is the plan from there."""
+        if plan and action == plan[0] and len(plan) > 1:
+            self.known.setdefault(state, plan[1:])

@@ -11,7 +11,7 @@ from conftest import tiny
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.chunks import Chunks
 from core.device import pick_device
-from core.evaluate import rollout
+from core.evaluate import play_episodes, rollout
 from core.lr_schedule import warmup_cosine
 from core.policy import Policy, policy_from_checkpoint
 from core.trainer import Trainer
@@ -186,3 +186,48 @@ def test_device_choice_prefers_cuda_then_mps(monkeypatch):
     assert pick_device("auto").type == "mps"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto").type == "cuda"
+
+
+class Wanderer(Policy):
+    """Random moves from its own generator: it revisits states and strays from the expert."""
+
+    deterministic = False
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def plan(self, images, directions):
+        return self.rng.integers(0, 3, size=(len(images), 2))
+
+
+def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch):
+    """The plan cache (tails of plans the policy followed, states seen before) gives exactly
+    the labels a search from every state gives."""
+    import core.evaluate
+    import data.expert
+
+    searches = []
+    real = data.expert.shortest_plan
+
+    def counted(env):
+        searches.append(1)
+        return real(env)
+
+    monkeypatch.setattr(data.expert, "shortest_plan", counted)
+    cached: list = []
+    play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=cached)
+    with_cache = len(searches)
+
+    class NoCache(data.expert.PlanCache):
+        def plan(self, env, state):
+            self.known.pop(state, None)
+            return super().plan(env, state)
+
+    monkeypatch.setattr(core.evaluate, "PlanCache", NoCache)
+    searches.clear()
+    direct: list = []
+    play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=direct)
+    assert len(direct) == len(cached) > 100
+    for (i1, d1, p1), (i2, d2, p2) in zip(cached, direct, strict=True):
+        assert np.array_equal(i1, i2) and d1 == d2 and p1 == p2
+    assert with_cache < len(searches) / 2, (with_cache, len(searches))
