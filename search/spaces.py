@@ -93,19 +93,18 @@ def extended(trial: optuna.Trial) -> dict:
     return real
 
 
-# The grid of ``grid``: few enough points (48) to record every learning curve once.
+# The grid of ``grid``: few enough points (24) to record every learning curve once.
 GRID = {
     "train.lr": [1e-3, 2e-3, 4e-3, 8e-3],
     "model.hidden": [32, 64],
     "model.depth": [1, 2, 3],
-    "diffusion.schedule": ["linear", "cosine"],
 }
 
 
 def grid(trial: optuna.Trial) -> dict:
     """A discrete cut of ``default`` around the ``default`` preset, for benchmarks that
     record each point's learning curve once and replay searches over them
-    (``bench/replay.py``): learning rate, width, depth and schedule."""
+    (``bench/replay.py``): learning rate, width and depth."""
     for key, values in GRID.items():
         trial.suggest_categorical(key, values)
     return {}
