@@ -59,6 +59,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
             storage=storage,
             study_name=study_name,
         )
+        self.study.set_metric_names([metric])  # optuna-dashboard's axes say what is optimised
         self.max_t = max_t
 
     def suggest(self, trial_id: str):
