@@ -8,6 +8,7 @@ intermediate values are already in the study), as Optuna's own pruners do.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -59,7 +60,9 @@ class PruningAwareOptunaSearch(OptunaSearch):
             storage=storage,
             study_name=study_name,
         )
-        self.study.set_metric_names([metric])  # optuna-dashboard's axes say what is optimised
+        with warnings.catch_warnings():  # experimental in Optuna 5.0, stable in use since 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names([metric])  # optuna-dashboard's axes name the metric
         self.max_t = max_t
 
     def suggest(self, trial_id: str):
