@@ -169,30 +169,39 @@ def kill_session(sid: int) -> None:
         time.sleep(0.5)
 
 
-def test_killed_search_exports_and_resumes(tmp_path):
-    args = (*SMOKE, "--max-iters", 8, "--num-samples", 8, "--name", "k")
+def kill_in_the_middle(args: tuple, cwd: Path, experiment: Path, ended_at_least: int) -> None:
+    """Start a search and kill -9 it (driver and Ray) once ``experiment``'s snapshot shows at
+    least ``ended_at_least`` trials ended and others not."""
     driver = subprocess.Popen(
         [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=tmp_path,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    folder = tmp_path / "results" / "k"
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # until some trials ended and others run
-            state = experiment_snapshot(folder) or {}  # Ray may be writing it
+        while time.monotonic() < deadline:
+            state = experiment_snapshot(experiment) or {}  # Ray may be writing it
             ended = [t for t in state.values() if t["status"] == "TERMINATED"]
-            if len(ended) >= 2 and len(ended) < len(state):
-                break
+            if len(ended) >= ended_at_least and len(ended) < len(state):
+                return
             assert driver.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.5)
-        else:
-            pytest.fail("the search never reached the middle")
+            time.sleep(0.3)
+        pytest.fail(f"{experiment} never reached the middle")
     finally:
         kill_session(driver.pid)
         driver.wait()
+
+
+def test_killed_search_exports_and_resumes(tmp_path):
+    folder = tmp_path / "results" / "k"
+    kill_in_the_middle(
+        (*SMOKE, "--max-iters", 8, "--num-samples", 8, "--name", "k"),
+        tmp_path,
+        folder,
+        ended_at_least=2,
+    )
 
     exported = cli("export", folder, cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-2000:]
@@ -224,29 +233,8 @@ def test_killed_search_exports_and_resumes(tmp_path):
 
 
 def test_killed_during_the_finalists_exports_them_and_resumes(tmp_path):
-    args = (*SMOKE, "--name", "f")
-    driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_search.py"), *map(str, args)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     folder = tmp_path / "results" / "f"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # until some finalist runs ended and others run
-            runs = experiment_snapshot(folder / "finalists") or {}  # Ray may be writing it
-            ended = [r for r in runs.values() if r["status"] == "TERMINATED"]
-            if ended and len(ended) < len(runs):
-                break
-            assert driver.poll() is None, "the search ended before its finalists could be killed"
-            time.sleep(0.3)
-        else:
-            pytest.fail("the finalists never started")
-    finally:
-        kill_session(driver.pid)
-        driver.wait()
+    kill_in_the_middle((*SMOKE, "--name", "f"), tmp_path, folder / "finalists", ended_at_least=1)
 
     exported = cli("export", folder, cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-2000:]
