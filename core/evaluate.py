@@ -26,7 +26,7 @@ from core.checkpoint import load_checkpoint
 from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
 from data.demos import padded
-from data.envs import episode_seeds, full_state, layouts, make_env
+from data.envs import episode_seeds, full_state, layouts, make_env, observe_lazily
 from data.expert import PlanCache, shortest_plan
 from data.files import write_atomically
 
@@ -108,15 +108,17 @@ def play_episodes(
 ) -> list[Episode]:
     """Roll the policy out on the given env seeds, one Episode each. If ``visits`` is a list,
     every state the policy acts in is appended to it as (image, direction, the expert's plan
-    from there)."""
-    envs, obs, runs, seen = [], [], [], []
+    from there). Without visits, views are made only where the policy plans from them."""
+    envs, obs, runs, seen, observe = [], [], [], [], []
     for i, env_seed in enumerate(env_seeds):
-        env = make_env(env_id, render_mode="rgb_array" if frames is not None and i == 0 else None)
+        mode = "rgb_array" if frames is not None and i == 0 else None
+        env = make_env(env_id, render_mode=mode, checked=False)
         observation, _ = env.reset(seed=int(env_seed))
         runs.append(Episode(int(env_seed), len(shortest_plan(env)), full_state(env)))
         envs.append(env)
         obs.append(observation)
         seen.append(set())
+        observe.append(observe_lazily(env) if visits is None else None)
     if frames is not None:
         frames.append(envs[0].render())
     queues: list[list[int]] = [[] for _ in envs]
@@ -129,6 +131,9 @@ def play_episodes(
                 runs[i].done = True  # a loop: the same state, the same greedy plan, forever
             seen[i].add(key)
         replan = [i for i in replan if not runs[i].done]
+        for i in replan:
+            if observe[i] is not None:
+                obs[i] = observe[i]()
         if replan:
             images = np.stack([obs[i]["image"] for i in replan])
             directions = np.array([obs[i]["direction"] for i in replan], dtype=np.int64)

@@ -62,10 +62,23 @@ def check_env_id(env_id: str) -> None:
     )
 
 
-def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
-    """`gym.make` for a supported id; raises BadInput for any other."""
+def make_env(env_id: str, render_mode: str | None = None, checked: bool = True) -> gym.Env:
+    """`gym.make` for a supported id; raises BadInput for any other. ``checked=False`` leaves
+    out gymnasium's passive checker (it inspects the first step's observation)."""
     check_env_id(env_id)
-    return gym.make(env_id, render_mode=render_mode)
+    return gym.make(env_id, render_mode=render_mode, disable_env_checker=not checked)
+
+
+def observe_lazily(env: gym.Env):
+    """Stop ``env`` making an observation at every step and return the function that makes
+    one now. MiniGrid builds the agent's view in Python at every step (slicing and rotating
+    the grid: over half a rollout's time, measured); a rollout that replans every few steps
+    needs only the views it plans from. The env must be unchecked (``make_env(...,
+    checked=False)``): its steps return None for the observation."""
+    u = env.unwrapped
+    observe = u.gen_obs
+    u.gen_obs = lambda: None  # an instance attribute: this env only
+    return observe
 
 
 def _check_seed_args(seed: int, episodes: int) -> None:

@@ -231,3 +231,21 @@ def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch
     for (i1, d1, p1), (i2, d2, p2) in zip(cached, direct, strict=True):
         assert np.array_equal(i1, i2) and d1 == d2 and p1 == p2
     assert with_cache < len(searches) / 2, (with_cache, len(searches))
+
+
+def test_lazy_views_play_the_same_episodes(monkeypatch):
+    """A rollout that makes the agent's view only where it plans gives exactly the episodes
+    one that makes it at every step gives (a sampling policy, so the plans differ a lot)."""
+    import core.evaluate
+
+    config = tiny("MiniGrid-DoorKey-5x5-v0", **{"diffusion.temperature": 1.0})
+    trainer = Trainer(config, for_data(config.data))
+    trainer.train_iteration()
+
+    def episodes():
+        runs = play_episodes(trainer.policy, config.data.env, range(8))
+        return [(r.length, r.reward, r.success) for r in runs]
+
+    lazy = episodes()
+    monkeypatch.setattr(core.evaluate, "observe_lazily", lambda env: None)
+    assert episodes() == lazy and sum(length for length, _, _ in lazy) > 50
