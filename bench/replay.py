@@ -177,20 +177,13 @@ def compare(table: dict, args, out: Path) -> dict:
     runs = {arm: [] for arm in args.arms}
     for seed in range(args.repeats):
         for arm in args.arms:  # interleaved
-            runs[arm].append(
-                {
-                    "seed": seed,
-                    **replay(
-                        table,
-                        arm,
-                        seed,
-                        args.num_samples,
-                        args.grace_period,
-                        args.reduction_factor,
-                        out,
-                    ),
-                }
-            )
+            sampler = None
+            if ARMS[arm][1] == "tpe":
+                multivariate = not args.univariate
+                sampler = make_sampler("tpe", seed, args.num_samples, args.startup, multivariate)
+            factor, grace = args.reduction_factor, args.grace_period
+            found = replay(table, arm, seed, args.num_samples, grace, factor, out, sampler)
+            runs[arm].append({"seed": seed, **found})
     return summarise(runs)
 
 
@@ -304,6 +297,8 @@ def main() -> None:
     parser.add_argument("--grace-period", type=int, default=2)
     parser.add_argument("--reduction-factor", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0, help="check: the search's seed")
+    parser.add_argument("--startup", type=int, help="TPE's random trials (default: the search's)")
+    parser.add_argument("--univariate", action="store_true", help="TPE: each parameter alone")
     args = parser.parse_args()
     load_before = load()
     if args.command == "record":
@@ -328,9 +323,8 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         result = compare(table, args, out)
         ray.shutdown()
-    settings = {
-        k: getattr(args, k) for k in ("num_samples", "grace_period", "reduction_factor", "repeats")
-    }
+    keys = ("num_samples", "grace_period", "reduction_factor", "repeats", "startup", "univariate")
+    settings = {k: getattr(args, k) for k in keys}
     emit(
         {
             "bench": f"replay {args.command}",

@@ -22,15 +22,19 @@ from data.errors import BadInput
 from search.upstream import optuna_study, optuna_told, optuna_trial
 
 
-def make_sampler(name: str, seed: int, num_samples: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, num_samples: int, startup: int | None = None, multivariate: bool = True
+) -> optuna.samplers.BaseSampler:
+    """TPE or random search. TPE samples ``startup`` trials at random first (by default a
+    third of the search, at least 4); ``bench/replay.py`` compares other choices."""
     if name == "tpe":
         # Multivariate TPE models the parameters jointly (depth and learning rate interact);
         # the constant liar keeps parallel workers from proposing the same point.
         return optuna.samplers.TPESampler(
             seed=seed,
-            multivariate=True,
+            multivariate=multivariate,
             constant_liar=True,
-            n_startup_trials=max(4, num_samples // 3),
+            n_startup_trials=max(4, num_samples // 3) if startup is None else startup,
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
