@@ -150,9 +150,10 @@ def replay(
 
 def outcome(table: dict, folder: Path, max_iters: int) -> dict:
     """Trial-iterations until a trial other than the incumbent completes with a test return
-    at least the incumbent's, and the exported winner's test return."""
+    at least the target (the incumbent's, unless ``--target`` set another), and the exported
+    winner's test return."""
     tests = {key(p["values"]): p["test"]["test/return"] for p in table["points"]}
-    target = tests[table["incumbent"]]
+    target = table.get("target", tests[table["incumbent"]])
     trials = read_trials(folder, max_iters)
     snapshot = experiment_state(folder)  # one trial at a time: they ran in proposal order
     order = sorted(trials, key=lambda t: snapshot[t.trial_id]["order"])
@@ -298,6 +299,7 @@ def main() -> None:
     parser.add_argument("--reduction-factor", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0, help="check: the search's seed")
     parser.add_argument("--startup", type=int, help="TPE's random trials (default: the search's)")
+    parser.add_argument("--target", type=float, help="test return to reach (default: incumbent's)")
     parser.add_argument("--univariate", action="store_true", help="TPE: each parameter alone")
     args = parser.parse_args()
     load_before = load()
@@ -316,6 +318,8 @@ def main() -> None:
         )
         return
     table = json.loads(args.table.read_text())
+    if args.target is not None:
+        table["target"] = args.target
     out = Path(tempfile.mkdtemp(prefix="replay-", dir=args.table.parent))
     if args.command == "check":
         result = check(table, args, args.table.parent)
@@ -323,7 +327,15 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         result = compare(table, args, out)
         ray.shutdown()
-    keys = ("num_samples", "grace_period", "reduction_factor", "repeats", "startup", "univariate")
+    keys = (
+        "num_samples",
+        "grace_period",
+        "reduction_factor",
+        "repeats",
+        "startup",
+        "univariate",
+        "target",
+    )
     settings = {k: getattr(args, k) for k in keys}
     emit(
         {

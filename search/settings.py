@@ -58,7 +58,7 @@ class Settings:
     scheduler: SchedulerName = setting("asha", "stops weak trials early (asha) or never (fifo)")
     grace_period: int = setting(1, "ASHA's first rung, in iterations", AT_LEAST_ONE)
     reduction_factor: float = setting(
-        3.0, "ASHA keeps 1/this of the trials at each rung", Range(1, open_low=True)
+        2.0, "ASHA keeps 1/this of the trials at each rung", Range(1, open_low=True)
     )
     metric: Metric = setting("eval/return", "metric to optimise, on the selection episodes")
     preset: Preset = setting("default", "configuration the space is laid over")
