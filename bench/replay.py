@@ -143,7 +143,7 @@ def replay(
             num_samples=num_samples,
             reuse_actors=True,
         ),
-        run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=0),
+        run_config=tune.RunConfig(name=name, storage_path=str(folder.resolve()), verbose=0),
     ).fit()
     return outcome(table, folder / name, max_iters)
 
