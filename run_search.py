@@ -85,6 +85,12 @@ def build_parser() -> Parser:
     data.add_argument(
         "--noise", type=float, default=0.0, help="chance of a random executed action (DART)"
     )
+    data.add_argument(
+        "--expert",
+        choices=["shortest", "explorer"],
+        default="shortest",
+        help="shortest: plans on the whole grid; explorer: acts only on what the agent saw",
+    )
     data.add_argument("--out", type=Path, help="output .npz (default: the dataset cache)")
 
     train = commands.add_parser(
@@ -181,12 +187,14 @@ def run_data(args) -> None:
     if args.out is None:
         from data.demos import DATA_CACHE
 
-        demos, meta, path = cached(args.env, args.episodes, args.seed, DATA_CACHE, args.noise)
+        demos, meta, path = cached(
+            args.env, args.episodes, args.seed, DATA_CACHE, args.noise, expert=args.expert
+        )
     else:
         if args.out.suffix != ".npz":
             raise BadInput(f"--out {args.out} must end in .npz")
         writable_file(args.out, "--out")
-        demos, meta = generate(args.env, args.episodes, args.seed, args.noise)
+        demos, meta = generate(args.env, args.episodes, args.seed, args.noise, args.expert)
         save(demos, meta, args.out)
         path = args.out
     print(json.dumps({**meta, "path": str(path)}, indent=2))
@@ -252,7 +260,13 @@ def train_config(args):
             raise BadInput(f"--data {args.data} holds {meta['env_id']}, not --env {args.env}")
         if demos.episodes < 2:
             raise BadInput(f"--data {args.data} has one episode; training needs at least 2")
-        names = {"env_id": "env", "episodes": "episodes", "seed": "seed", "noise": "noise"}
+        names = {
+            "env_id": "env",
+            "episodes": "episodes",
+            "seed": "seed",
+            "noise": "noise",
+            "expert": "expert",
+        }
         for key, field in names.items():
             if meta.get(key) is not None:  # the saved config then names the data it used
                 config = cfg.override(config, f"data.{field}", meta[key], "--data")

@@ -22,6 +22,7 @@ from core.fields import NON_NEGATIVE, POSITIVE, PROBABILITY, Range, setting
 from data.demos import PLAN_LENGTH
 from data.envs import check_env_id
 from data.errors import BadInput
+from data.teachers import Expert
 
 ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
 
@@ -37,8 +38,13 @@ class DataConfig:
     noise: float = setting(
         0.3,
         "chance of a random executed action in a demonstration (DART); labels stay the "
-        "expert's shortest plan from each visited state, so the data shows recoveries",
+        "expert's plan from each visited state, so the data shows recoveries",
         PROBABILITY,
+    )
+    expert: Expert = setting(
+        "shortest",
+        "who labels demonstrations and DAgger: shortest (plans on the whole grid) | explorer "
+        "(acts only on what the agent has seen)",
     )
 
 

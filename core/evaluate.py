@@ -27,8 +27,9 @@ from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
 from data.demos import padded
 from data.envs import episode_seeds, full_state, layouts, make_env, observe_lazily
-from data.expert import PlanCache, shortest_plan
+from data.expert import shortest_plan
 from data.files import write_atomically
+from data.teachers import Expert, teachers
 
 
 @dataclass
@@ -105,10 +106,11 @@ def play_episodes(
     env_seeds,
     frames: list | None = None,
     visits: list | None = None,
+    expert: Expert = "shortest",
 ) -> list[Episode]:
     """Roll the policy out on the given env seeds, one Episode each. If ``visits`` is a list,
-    every state the policy acts in is appended to it as (image, direction, the expert's plan
-    from there). Without visits, views are made only where the policy plans from them."""
+    every state the policy acts in is appended to it as (image, direction, the ``expert``'s
+    plan from there). Without visits, views are made only where the policy plans from them."""
     envs, obs, runs, seen, observe = [], [], [], [], []
     for i, env_seed in enumerate(env_seeds):
         mode = "rgb_array" if frames is not None and i == 0 else None
@@ -122,7 +124,8 @@ def play_episodes(
     if frames is not None:
         frames.append(envs[0].render())
     queues: list[list[int]] = [[] for _ in envs]
-    expert = PlanCache()
+    teacher_in = teachers(expert)
+    taught = [teacher_in(env) for env in envs] if visits is not None else []
     while True:
         replan = [i for i, run in enumerate(runs) if not run.done and not queues[i]]
         for i in replan if policy.deterministic else ():
@@ -145,12 +148,12 @@ def play_episodes(
         for i in live:
             action = queues[i].pop(0)
             if visits is not None:
-                plan = expert.plan(envs[i], full_state(envs[i]))
+                plan = taught[i].label(envs[i], obs[i])
                 if plan is not None:  # no plan from here: nothing to learn
                     visits.append((obs[i]["image"], obs[i]["direction"], padded(list(plan))))
             observation, reward, terminated, truncated, _ = envs[i].step(action)
             if visits is not None and not (terminated or truncated):
-                expert.followed(plan, action, full_state(envs[i]))
+                taught[i].moved(plan, action, envs[i])
             obs[i] = observation
             run = runs[i]
             run.length += 1

@@ -127,7 +127,8 @@ class Trainer:
         seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
         visits: list = []
-        play_episodes(self.policy, self.config.data.env, seeds, visits=visits)
+        data = self.config.data
+        play_episodes(self.policy, data.env, seeds, visits=visits, expert=data.expert)
         if visits:
             images, directions, plans = zip(*visits, strict=True)
             new = Chunks.from_arrays(

@@ -21,8 +21,8 @@ from minigrid.core.actions import Actions
 
 from data.envs import check_env_id, episode_seeds, make_env
 from data.errors import BadInput
-from data.expert import shortest_plan
 from data.files import write_atomically
+from data.teachers import Expert, teachers
 
 FORMAT_VERSION = 2
 PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
@@ -124,14 +124,16 @@ def _problem(demos: Demos) -> str | None:
     return None
 
 
-def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple[Demos, dict]:
+def generate(
+    env_id: str, episodes: int, seed: int, noise: float = 0.0, expert: Expert = "shortest"
+) -> tuple[Demos, dict]:
     """Run the expert for `episodes` episodes on the demonstration seeds of `seed`.
 
     With `noise` > 0 the executed action is, with that probability, a random turn or step
     instead of the expert's (never a step into lava), and the expert replans from where it
-    lands: the data then also shows how to recover from states off the shortest path, which
+    lands: the data then also shows how to recover from states off the expert's path, which
     a cloned policy drifts into (DART, Laskey et al. 2017). Every label is still the expert's
-    shortest plan from the state it labels.
+    plan from the state it labels (data/teachers.py: the shortest path, or the explorer's).
     """
     if not 0.0 <= noise < 1.0:
         raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
@@ -139,20 +141,26 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
     env_seeds = episode_seeds("training", seed, episodes)
     images, directions, plans, starts = [], [], [], [0]
     successes = 0
+    teacher_in = teachers(expert)
     for env_seed in env_seeds:
         obs, _ = env.reset(seed=int(env_seed))
         rng = np.random.default_rng(int(env_seed))
-        plan = _plan(env, env_id, env_seed)
+        teacher = teacher_in(env)
+        plan = teacher.label(env, obs)
+        if not plan:
+            raise RuntimeError(f"{env_id} with env seed {env_seed}: the {expert} expert is stuck")
         reward, terminated, truncated = 0.0, False, False
         while plan and not (terminated or truncated):
             images.append(obs["image"])
             directions.append(obs["direction"])
-            plans.append(padded(plan))
+            plans.append(padded(list(plan)))
             action = plan[0]
             if noise and rng.random() < noise:
                 action = _perturbation(env, rng)
             obs, reward, terminated, truncated, _ = env.step(action)
-            plan = plan[1:] if action == plan[0] else _plan(env, env_id, env_seed)
+            teacher.moved(plan, action, env)
+            if not (terminated or truncated):
+                plan = teacher.label(env, obs)
         # A truncated episode (plan longer than max_steps) is kept: its labels are still optimal.
         successes += bool(terminated and reward > 0)
         starts.append(len(plans))
@@ -171,6 +179,7 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
         "episodes": episodes,
         "seed": seed,
         "noise": noise,
+        "expert": expert,
         "expert_success_rate": successes / episodes,
         "mean_episode_length": demos.samples / episodes,
         "samples": demos.samples,
@@ -181,13 +190,6 @@ def generate(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> tuple
 def padded(plan: list[int]) -> list[int]:
     """A plan cut or padded with done to PLAN_LENGTH actions: the stored label of one step."""
     return plan[:PLAN_LENGTH] + [DONE] * (PLAN_LENGTH - len(plan))
-
-
-def _plan(env, env_id: str, env_seed) -> list[int]:
-    try:
-        return shortest_plan(env)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{env_id} with env seed {env_seed}: {exc}") from exc
 
 
 def _perturbation(env, rng: np.random.Generator) -> int:
@@ -289,6 +291,7 @@ def _read_meta(path: Path, demos: Demos) -> dict:
         "episodes": demos.episodes,
         "seed": named.seed if named else None,
         "noise": named.noise if named else None,
+        "expert": named.expert if named else None,
         "expert_success_rate": None,
         "mean_episode_length": demos.samples / demos.episodes if demos.episodes else 0.0,
         "samples": demos.samples,
@@ -296,21 +299,27 @@ def _read_meta(path: Path, demos: Demos) -> dict:
 
 
 def cached(
-    env_id: str, episodes: int, seed: int, cache_dir: Path, noise: float = 0.0, log=None
+    env_id: str,
+    episodes: int,
+    seed: int,
+    cache_dir: Path,
+    noise: float = 0.0,
+    log=None,
+    expert: Expert = "shortest",
 ) -> tuple[Demos, dict, Path]:
     """The demonstrations for (env_id, episodes, seed, noise), read from `cache_dir` when a valid
     file is there, else generated and saved there (replacing a corrupt or stale file)."""
     check_env_id(env_id)
     env_seeds = episode_seeds("training", seed, episodes)
-    path = Path(cache_dir) / f"{CacheName(env_id, episodes, seed, noise)}.npz"
+    path = Path(cache_dir) / f"{CacheName(env_id, episodes, seed, noise, expert)}.npz"
     if path.exists():
         with contextlib.suppress(BadInput):  # unreadable: fall through and regenerate it
             demos, meta = load(path)
             if np.array_equal(demos.env_seed, env_seeds):
                 return demos, meta, path
     if log is not None:
-        log(f"building {episodes} expert demonstrations of {env_id} (noise {noise:g}) in {path}")
-    demos, meta = generate(env_id, episodes, seed, noise)
+        log(f"building {episodes} {expert} expert demonstrations of {env_id} in {path}")
+    demos, meta = generate(env_id, episodes, seed, noise, expert)
     save(demos, meta, path)
     return demos, meta, path
 
@@ -318,28 +327,35 @@ def cached(
 def for_data(data, cache_dir: Path = DATA_CACHE, log=None) -> Demos:
     """The cached demonstrations a configuration's data section names (env, episodes, seed,
     noise); ``log`` hears of it when they have to be built first."""
-    demos, _, _ = cached(data.env, data.episodes, data.seed, cache_dir, data.noise, log)
+    demos, _, _ = cached(
+        data.env, data.episodes, data.seed, cache_dir, data.noise, log, data.expert
+    )
     return demos
 
 
 @dataclass(frozen=True)
 class CacheName:
-    """A cache file's name says what it holds: ``ENV-nEPISODES-sSEED-pNOISE-vVERSION``."""
+    """A cache file's name says what it holds: ``ENV-nEPISODES-sSEED-pNOISE[-eEXPERT]-vVERSION``
+    (the shortest-path expert's files name no expert)."""
 
     env_id: str
     episodes: int
     seed: int
     noise: float
+    expert: str = "shortest"
 
-    PATTERN = re.compile(r"^(.+)-n(\d+)-s(\d+)-p([\d.e-]+)-v(\d+)$")
+    PATTERN = re.compile(r"^(.+)-n(\d+)-s(\d+)-p([\d.e-]+)(?:-e([a-z]+))?-v(\d+)$")
 
     def __str__(self) -> str:
-        return f"{self.env_id}-n{self.episodes}-s{self.seed}-p{self.noise:g}-v{FORMAT_VERSION}"
+        expert = f"-e{self.expert}" if self.expert != "shortest" else ""
+        head = f"{self.env_id}-n{self.episodes}-s{self.seed}-p{self.noise:g}"
+        return f"{head}{expert}-v{FORMAT_VERSION}"
 
     @classmethod
     def parse(cls, stem: str) -> CacheName | None:
         """The name's parts when ``stem`` is one of this version's cache names, else None."""
         found = cls.PATTERN.match(stem)
-        if found is None or int(found[5]) != FORMAT_VERSION:
+        if found is None or int(found[6]) != FORMAT_VERSION:
             return None
-        return cls(found[1], int(found[2]), int(found[3]), float(found[4]))
+        expert = found[5] or "shortest"
+        return cls(found[1], int(found[2]), int(found[3]), float(found[4]), expert)

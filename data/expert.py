@@ -32,7 +32,9 @@ NOTHING = -1  # "carrying nothing"; otherwise the index of the carried item
 
 
 class _Layout:
-    """The parts of a freshly reset environment that the search needs, copied out of it."""
+    """The parts of a freshly reset environment that the search needs, copied out of it: its
+    ``grid``, ``carrying``, ``agent_pos`` and ``agent_dir`` (an env, or what an agent knows of
+    one, data/explorer.py)."""
 
     def __init__(self, env):
         grid = env.grid
@@ -107,7 +109,11 @@ def shortest_plan(env) -> list[int]:
     through, so any plan that closes one is matched by a no-longer plan that leaves it open.
     Raises RuntimeError if the goal cannot be reached.
     """
-    layout = _Layout(env.unwrapped)
+    return plan_on(_Layout(env.unwrapped))
+
+
+def plan_on(layout: _Layout) -> list[int]:
+    """Breadth-first search over the states of ``layout`` (see ``shortest_plan``)."""
     kind, index, front = layout.kind, layout.index, layout.front
 
     parent = {layout.start: None}  # state -> (previous state, action taken there)

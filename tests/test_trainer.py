@@ -203,7 +203,6 @@ class Wanderer(Policy):
 def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch):
     """The plan cache (tails of plans the policy followed, states seen before) gives exactly
     the labels a search from every state gives."""
-    import core.evaluate
     import data.expert
 
     searches = []
@@ -218,12 +217,14 @@ def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch
     play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=cached)
     with_cache = len(searches)
 
+    import data.teachers
+
     class NoCache(data.expert.PlanCache):
         def plan(self, env, state):
             self.known.pop(state, None)
             return super().plan(env, state)
 
-    monkeypatch.setattr(core.evaluate, "PlanCache", NoCache)
+    monkeypatch.setattr(data.teachers, "PlanCache", NoCache)
     searches.clear()
     direct: list = []
     play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=direct)
