@@ -3,11 +3,22 @@
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import pytest
+import yaml
 
 from core import fields
-from core.config import DEFAULT, PRESETS, SECTION_TYPES, apply_sets, flat, from_flat
+from core.config import (
+    DEFAULT,
+    PRESETS,
+    SECTION_TYPES,
+    apply_sets,
+    flat,
+    from_dict,
+    from_flat,
+    to_dict,
+)
 from data.errors import BadInput
 from search.settings import SMOKE_SETTINGS, Settings, check
 
@@ -94,3 +105,14 @@ def test_bad_flags_are_refused_by_the_parser(flags, message):
 def test_settings_from_the_python_api_are_checked_too(changes, message):
     with pytest.raises(BadInput, match=message):
         check(Settings(**changes))
+
+
+def test_the_readmes_configuration_block_is_the_default_preset():
+    """README shows the `default` preset as a YAML file; it stays the real one."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("data:      {env:")
+    block = readme[start : readme.index("```", start)]
+    assert from_dict(yaml.safe_load(block)) == DEFAULT
+    assert {k: set(v) for k, v in yaml.safe_load(block).items()} == {
+        k: set(v) for k, v in to_dict(DEFAULT).items()
+    }, "every key shown"
