@@ -1,9 +1,10 @@
 """The search: assemble Ray Tune's Tuner (trainable, searcher, scheduler, resources) and run
-it, or restore an interrupted one, then export what it found.
+it, or restore an interrupted one; then its finalists; then export what it found.
 
 A search lives in ``RESULTS_DIR/NAME``: Ray Tune's own experiment folder (``Tuner.restore``
-and ``ExperimentAnalysis`` open it), plus ``search.yaml`` (the settings and the wall time
-spent, which a resume reuses), ``asha_state.yaml`` (ASHA's rungs) and the exports.
+and ``ExperimentAnalysis`` open it), plus ``search.yaml`` (the settings, the finalists chosen
+and the wall time spent, which a resume reuses), ``asha_state.yaml`` (ASHA's rungs),
+``optuna.journal`` (the study), ``finalists/`` (the second Ray experiment) and the exports.
 """
 
 from __future__ import annotations
