@@ -97,3 +97,10 @@ def test_the_preset_is_a_point_of_every_space_and_round_trips(name):
 def test_a_preset_outside_the_space_has_no_point():
     assert point_of("default", PRESETS["bc"]) is None, "schedule full is not searched"
     assert point_of("wide", PRESETS["seed"]) is None, "a 49-token horizon is no power of two"
+
+
+def test_the_control_space_keeps_the_presets_network():
+    for params, real in samples("control", optuna.samplers.RandomSampler(seed=3), 100):
+        config = from_flat({**params, **real}, DEFAULT)  # valid
+        assert config.model.hidden == 64 and config.model.depth == 3 and config.model.heads == 4
+        assert config.diffusion.exec_steps <= config.model.horizon
