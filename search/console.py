@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
+from ray.tune.logger.tensorboardx import TBXLoggerCallback
+
 from search import cluster
 from search.export import pm, verdict
 from search.settings import Settings
@@ -20,6 +23,31 @@ class WrongResumeHint(logging.Filter):
 
 def quiet_wrong_hints() -> None:
     logging.getLogger("ray.tune.tune").addFilter(WrongResumeHint())
+
+
+class TensorBoardEvents(LoggerCallback):
+    """Ray's own TensorBoard logger, under another class: each trial's events land in its
+    folder as before, but Ray, which looks for its class by name, no longer prints "To
+    visualize your results with TensorBoard, run: tensorboard --logdir /tmp/ray/...", a
+    temporary copy; the search prints the folder to give TensorBoard instead."""
+
+    def __init__(self):
+        self.events = TBXLoggerCallback()
+
+    def log_trial_start(self, trial) -> None:
+        self.events.log_trial_start(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        self.events.log_trial_result(iteration, trial, result)
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        self.events.log_trial_end(trial, failed)
+
+
+def loggers() -> list[LoggerCallback]:
+    """What Ray writes into each trial's folder: progress.csv, result.json and params.json,
+    TensorBoard events. (Ray adds its own loggers unless told not to: see search/tuner.py.)"""
+    return [CSVLoggerCallback(), JsonLoggerCallback(), TensorBoardEvents()]
 
 
 def announce(

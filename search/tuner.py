@@ -28,7 +28,7 @@ from data.demos import DATA_CACHE, for_data
 from data.errors import BadInput
 from data.files import writable_folder
 from search import cluster, finalists
-from search.console import announce, quiet_wrong_hints
+from search.console import announce, loggers, quiet_wrong_hints
 from search.export import export, rank
 from search.record import WallClock, read_record, search_folder, write_record
 from search.results import experiment_state, read_trials
@@ -40,6 +40,8 @@ from search.spaces import point_of, space
 # Keeping two checkpoints a trial makes Ray snapshot the experiment at least every second
 # checkpoint (so a resume loses little); Ray warns about that rate, which is intended here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# The trials' loggers are given explicitly (search/console.py loggers()).
+os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 JOURNAL = "optuna.journal"  # the study, live, unless --storage names another place
 WARM_START = 3  # configurations a --warm-start takes from the earlier search
 
@@ -92,7 +94,7 @@ def make_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             verbose=1,  # the live trial table, without every trial's config and result box
-            callbacks=tracking(settings.track, folder),
+            callbacks=[*loggers(), *tracking(settings.track, folder)],
         ),
     )
 
@@ -282,6 +284,6 @@ def finalists_stage(settings, folder: Path, record: dict, placement, demos, base
             base,
             placement,
             settings.max_failures,
-            tracking(settings.track, folder),
+            [*loggers(), *tracking(settings.track, folder)],
         )
     return tuner.fit()
