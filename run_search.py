@@ -143,9 +143,11 @@ def run_search(args) -> None:
     flags = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
     if args.resume and not args.name:
         raise BadInput("--resume needs the --name of the search to continue")
+    extend_to = flags.pop("num_samples", None) if args.resume else None
     if args.resume and flags:
         raise BadInput(
-            "--resume continues a search with its own settings; drop the other search options"
+            "--resume continues a search with its own settings (--num-samples N extends it); "
+            "drop the other search options"
         )
     settings = None if args.resume else Settings.given(flags)
     name = args.name or default_name(settings)
@@ -159,6 +161,7 @@ def run_search(args) -> None:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
         dashboard_host=args.dashboard_host,
+        extend_to=extend_to,
     )
     report(outcome)
     if not outcome["finished"]:

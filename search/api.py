@@ -51,6 +51,7 @@ def search(
     if settings is not None:
         check(settings)
     outcome = tuner.run(settings or Settings(), Path(results_dir), name, resume, **placement)
+    # (``extend_to=N`` with ``resume=True`` extends a finished search to N trials.)
     folder = outcome["folder"]
     return Found(
         folder=folder,

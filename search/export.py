@@ -204,6 +204,12 @@ def verdict(retrained: list[Finalist]) -> str:
     w, i = winner.interval("test/return"), incumbent.interval("test/return")
     if winner is incumbent:
         return f"The incumbent (the preset) is the best finalist: test/return {pm(*w)}."
+    if min(len(winner.runs), len(incumbent.runs)) < 2:
+        return (
+            f"{winner.name} has the best mean test/return, {pm(*w)} against the incumbent's "
+            f"{pm(*i)}; one seed gives no interval, so whether it is better stays open "
+            "(--finalist-seeds 3 tells)."
+        )
     if finalists.beats(winner, incumbent):
         return (
             f"{winner.name} beats the incumbent beyond the 95% intervals: test/return "

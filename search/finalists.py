@@ -26,7 +26,8 @@ from search import cluster
 from search.results import Trial, read_trials
 from search.settings import Settings
 
-FOLDER = "finalists"  # the second experiment, inside the search folder
+FOLDER = "finalists"  # the second experiment, inside the search folder (finalists-K after
+# the K-th extension of the search chose them anew)
 INCUMBENT = "incumbent"
 # What a finalist seed reports of its test episodes (see core/evaluate.py).
 REPORTED = (*TEST, "test/unseen_episodes", "test/success_unseen", "eval/return")
@@ -56,7 +57,7 @@ def seeds_of(settings: Settings) -> list[int]:
 
 
 def make_tuner(
-    folder: Path,
+    experiment: Path,
     chosen: dict[str, dict],
     seeds: list[int],
     demos,
@@ -79,8 +80,8 @@ def make_tuner(
             trial_dirname_creator=run_name,
         ),
         run_config=tune.RunConfig(
-            name=FOLDER,
-            storage_path=str(folder.resolve()),
+            name=experiment.name,
+            storage_path=str(experiment.parent.resolve()),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             verbose=1,
@@ -89,10 +90,10 @@ def make_tuner(
     )
 
 
-def restore(folder: Path, chosen: dict[str, dict], demos, base: cfg.Config, placement):
+def restore(experiment: Path, chosen: dict[str, dict], demos, base: cfg.Config, placement):
     trainable = trainable_for(chosen, demos, base, placement)
     return tune.Tuner.restore(
-        str((folder / FOLDER).resolve()),
+        str(experiment.resolve()),
         trainable=trainable,
         resume_unfinished=True,
         resume_errored=True,
@@ -105,6 +106,11 @@ def trainable_for(chosen: dict, demos, base: cfg.Config, placement: cluster.Plac
         tune.with_parameters(train_finalist, cache=str(DATA_CACHE.resolve()), **parameters),
         {"cpu": placement.cpus_per_trial, "gpu": placement.gpus_per_trial},
     )
+
+
+def experiment_of(folder: Path, record: dict) -> Path:
+    """Where the finalists the record names run."""
+    return folder / record.get("finalists", {}).get("folder", FOLDER)
 
 
 def run_name(trial) -> str:
@@ -133,7 +139,8 @@ def read(
     """The finalists a search chose (its record) with the runs that finished, best mean test
     return first (finalists with no finished run last)."""
     chosen = record.get("finalists", {}).get("configs", {})
-    runs = read_trials(folder / FOLDER, settings.max_iters) if (folder / FOLDER).is_dir() else []
+    experiment = experiment_of(folder, record)
+    runs = read_trials(experiment, settings.max_iters) if experiment.is_dir() else []
     finalists = []
     for name, values in chosen.items():
         finished = {

@@ -105,13 +105,24 @@ def experiment_state(folder: Path) -> dict[str, dict]:
     return snapshot
 
 
+EXTENSION = "more-"  # folder/more-1, more-2, ...: Ray experiments that extended a search
+
+
+def experiments(folder: Path) -> list[Path]:
+    """The search's own Ray experiment, then those of its extensions (``--resume
+    --num-samples N``), in order."""
+    extensions = sorted(Path(folder).glob(f"{EXTENSION}*"), key=lambda p: int(p.name[5:]))
+    return [Path(folder), *extensions]
+
+
 def read_trials(folder: Path, max_iters: int) -> list[Trial]:
-    """The trials of the experiment snapshot. Ray's TERMINATED means the trial ran out its
-    budget or the scheduler stopped it; RUNNING, PAUSED or PENDING in a snapshot mean the
-    search was interrupted."""
+    """The trials of the experiment snapshots (the search's and its extensions'). Ray's
+    TERMINATED means the trial ran out its budget or the scheduler stopped it; RUNNING,
+    PAUSED or PENDING in a snapshot mean the search was interrupted."""
     trials = []
-    for trial_id, state in experiment_state(folder).items():
-        trial_folder = folder / state["folder"]
+    states = [(e, t, s) for e in experiments(folder) for t, s in experiment_state(e).items()]
+    for experiment, trial_id, state in states:
+        trial_folder = experiment / state["folder"]
         try:
             params = json.loads((trial_folder / "params.json").read_text())
         except (OSError, ValueError):

@@ -31,7 +31,7 @@ from search import cluster, finalists
 from search.console import announce, loggers, quiet_wrong_hints
 from search.export import export, rank
 from search.record import WallClock, read_record, search_folder, write_record
-from search.results import experiment_state, read_trials
+from search.results import EXTENSION, experiment_state, experiments, read_trials
 from search.scheduler import forget_unknown_trials, make_scheduler
 from search.searcher import PruningAwareOptunaSearch, make_sampler
 from search.settings import Settings, base_config, check
@@ -47,19 +47,30 @@ WARM_START = 3  # configurations a --warm-start takes from the earlier search
 
 
 def make_tuner(
-    settings: Settings, folder: Path, placement: cluster.Placement, demos, base: cfg.Config
+    settings: Settings,
+    folder: Path,
+    placement: cluster.Placement,
+    demos,
+    base: cfg.Config,
+    extension: int = 0,
 ) -> tune.Tuner:
+    """The search's Tuner, or with ``extension`` k > 0 that of its k-th extension: a Ray
+    experiment of its own in ``folder/more-k`` for the trials the search was extended by,
+    with the same Optuna study (TPE sees every earlier trial) and ASHA's saved rungs."""
     trainable = trainable_for(base, demos, placement)
     # The preset's own values are the first trial (Optuna enqueues them), so TPE starts from
     # what is known to work, and the incumbent has a figure in the search's own terms; an
     # earlier search's best configurations follow (--warm-start).
-    incumbent = point_of(settings.space, base)
-    first = [incumbent] if incumbent else []
-    if settings.warm_start:
-        first += warm_start_points(Path(settings.warm_start), settings.space, base)
+    first = []
+    if not extension:
+        incumbent = point_of(settings.space, base)
+        first = [incumbent] if incumbent else []
+        if settings.warm_start:
+            first += warm_start_points(Path(settings.warm_start), settings.space, base)
+    done = len(read_trials(folder, settings.max_iters)) if extension else 0
     searcher = PruningAwareOptunaSearch(
         space(settings.space),
-        make_sampler(settings.searcher, settings.seed, settings.num_samples),
+        make_sampler(settings.searcher, settings.seed + extension, settings.num_samples),
         settings.metric,
         settings.mode,
         settings.max_iters,
@@ -81,7 +92,7 @@ def make_tuner(
             mode=settings.mode,
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=placement.max_concurrent),
             scheduler=scheduler,
-            num_samples=settings.num_samples,
+            num_samples=settings.num_samples - done,
             # A reused actor skips process start-up and imports: on short trials this is
             # most of the per-trial overhead (DESIGN.md: 28% vs 81% busy CPUs).
             reuse_actors=True,
@@ -89,8 +100,8 @@ def make_tuner(
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=folder.name,
-            storage_path=str(folder.parent.resolve()),
+            name=f"{EXTENSION}{extension}" if extension else folder.name,
+            storage_path=str((folder if extension else folder.parent).resolve()),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             verbose=1,  # the live trial table, without every trial's config and result box
@@ -176,9 +187,11 @@ def run(
     gpus_per_trial: float | None = None,
     max_concurrent: int | None = None,
     dashboard_host: str = cluster.LOCALHOST,
+    extend_to: int | None = None,
 ) -> dict:
     """Run (or resume) a search, then its finalists, and export it; returns what ``export``
-    returns, with ``finished`` telling whether every trial and finalist ran to its end."""
+    returns, with ``finished`` telling whether every trial and finalist ran to its end.
+    ``extend_to`` (with ``resume``): run trials until the search holds that many."""
     folder = search_folder(results_dir, name)
     if resume:
         if not (folder / "tuner.pkl").exists():
@@ -186,7 +199,10 @@ def run(
                 f"there is no search {name!r} in {results_dir} to resume; start it without --resume"
             )
         settings, record = read_record(folder)
-        experiment_state(folder)  # a damaged snapshot is refused before anything changes
+        for experiment in experiments(folder):  # damaged snapshots: refused before any change
+            experiment_state(experiment)
+        if extend_to is not None:
+            settings, record = extended(folder, settings, record, extend_to)
     else:
         if folder.exists():
             raise BadInput(
@@ -227,10 +243,13 @@ def run(
         )
         with WallClock(folder, record):
             if "finalists" not in record:
-                grids["results"] = search_stage(settings, folder, placement, demos, base, resume)
+                extension = record.get("extensions", 0)
+                grids["results"] = search_stage(
+                    settings, folder, placement, demos, base, resume, extension
+                )
                 if export(folder)["searched"] and settings.finalists:
                     record["search_wall_s"] = record["wall_s"]
-                    record["finalists"] = choose_finalists(folder, settings, base)
+                    record["finalists"] = choose_finalists(folder, settings, base, extension)
                     write_record(folder, record)
             if "finalists" in record:
                 grids["finalist_results"] = finalists_stage(
@@ -243,41 +262,73 @@ def run(
 
 
 def search_stage(
-    settings: Settings, folder: Path, placement, demos, base, resume: bool
+    settings: Settings, folder: Path, placement, demos, base, resume: bool, extension: int
 ) -> ResultGrid:
-    """The trials: searcher, scheduler, one Ray experiment in ``folder``."""
-    if resume and (folder / "tuner.pkl").exists():
-        forget_unknown_trials(folder, set(experiment_state(folder)))
+    """The trials: searcher, scheduler, one Ray experiment in ``folder`` (or, extended, in
+    ``folder/more-k``), restored where an interrupted one is."""
+    experiment = folder / f"{EXTENSION}{extension}" if extension else folder
+    if resume and (experiment / "tuner.pkl").exists():
+        known = {t for e in experiments(folder) for t in experiment_state(e)}
+        forget_unknown_trials(folder, known)
         tuner = tune.Tuner.restore(
-            str(folder.resolve()),
+            str(experiment.resolve()),
             trainable=trainable_for(base, demos, placement),
             resume_unfinished=True,
             resume_errored=True,
         )
     else:
-        tuner = make_tuner(settings, folder, placement, demos, base)
+        tuner = make_tuner(settings, folder, placement, demos, base, extension)
     return tuner.fit()
 
 
-def choose_finalists(folder: Path, settings: Settings, base: cfg.Config) -> dict:
+def extended(folder: Path, settings: Settings, record: dict, total: int):
+    """The settings and record of a search extended to ``total`` trials: its next extension
+    runs the missing trials, then finalists are chosen anew among all of them (in a folder of
+    their own; the earlier finalists' runs stay where they are)."""
+    trials = read_trials(folder, settings.max_iters)
+    unfinished = [t for t in trials if t.status == "unfinished"]
+    if unfinished or len(trials) < settings.num_samples:
+        raise BadInput(
+            f"{folder} has not finished its {settings.num_samples} trials: resume it without "
+            "--num-samples first, then extend it"
+        )
+    if total <= len(trials):
+        raise BadInput(
+            f"--num-samples {total} is not more than the {len(trials)} trials {folder} holds: "
+            "pass more to extend it"
+        )
+    settings = dataclasses.replace(settings, num_samples=total)
+    record = {
+        **{k: v for k, v in record.items() if k not in ("finalists", "search_wall_s")},
+        "settings": settings.to_dict(),
+        "extensions": record.get("extensions", 0) + 1,
+    }
+    write_record(folder, record)
+    return settings, record
+
+
+def choose_finalists(folder: Path, settings: Settings, base: cfg.Config, extension: int) -> dict:
     """The finalists of a finished search and their seeds, recorded before they start, so a
     resume retrains the same ones."""
     ranked = rank(read_trials(folder, settings.max_iters), settings.metric)
     chosen = finalists.choose(ranked, base, settings.finalists)
     seeds = finalists.seeds_of(settings)
     print(f"\nfinalists: {', '.join(chosen)}, each retrained on seeds {seeds}")
-    return {"configs": chosen, "seeds": seeds}
+    name = f"{finalists.FOLDER}-{extension}" if extension else finalists.FOLDER
+    return {"configs": chosen, "seeds": seeds, "folder": name}
 
 
 def finalists_stage(settings, folder: Path, record: dict, placement, demos, base) -> ResultGrid:
-    """The finalists' runs: a second Ray experiment in ``folder/finalists``."""
+    """The finalists' runs: a second Ray experiment in ``folder/finalists`` (``finalists-K``
+    after the K-th extension)."""
     chosen, seeds = record["finalists"]["configs"], record["finalists"]["seeds"]
     base = cfg.override(finalists.finalist_base(base, settings), "train.device", placement.device)
-    if (folder / finalists.FOLDER / "tuner.pkl").exists():
-        tuner = finalists.restore(folder, chosen, demos, base, placement)
+    experiment = finalists.experiment_of(folder, record)
+    if (experiment / "tuner.pkl").exists():
+        tuner = finalists.restore(experiment, chosen, demos, base, placement)
     else:
         tuner = finalists.make_tuner(
-            folder,
+            experiment,
             chosen,
             seeds,
             demos,

@@ -473,3 +473,26 @@ def test_the_study_is_stored_and_optuna_dashboard_serves_it(smoke):
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)
+
+
+def test_a_finished_search_is_extended_by_resume_with_more_samples(tmp_path):
+    """--resume --num-samples N runs the missing trials in an experiment of their own, with
+    the same Optuna study (no configuration proposed twice), then chooses finalists anew."""
+    args = (*SMOKE, "--num-samples", 4, "--finalists", 1, "--finalist-seeds", 1, "--name", "x")
+    first = cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = tmp_path / "results" / "x"
+    before = (folder / "finalists").is_dir() and rows(folder)
+    extended = cli("--name", "x", "--resume", "--num-samples", 7, cwd=tmp_path)
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    trials = rows(folder)
+    assert len(trials) == 7 and {t["trial_id"] for t in before} < {t["trial_id"] for t in trials}
+    assert len(experiment_snapshot(folder / "more-1")) == 3, "the 3 new trials ran apart"
+    storage = JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
+    study = optuna.load_study(study_name="x", storage=storage)
+    proposed = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(study.trials) == 7 and len(set(proposed)) == 7, "one study, nothing twice"
+    summary = (folder / "summary.md").read_text()
+    assert "State: finished." in summary and (folder / "finalists-1").is_dir()
+    fewer = cli("--name", "x", "--resume", "--num-samples", 5, cwd=tmp_path)
+    assert fewer.returncode == 2 and "not more than the 7 trials" in fewer.stderr
