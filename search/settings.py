@@ -108,6 +108,8 @@ class Settings:
     @classmethod
     def from_record(cls, raw: object, folder) -> Settings:
         """The settings a search folder recorded; BadInput when they do not fit this version."""
+        if isinstance(raw, dict) and "finalists" not in raw:
+            raw = {**raw, "finalists": 0}  # written before searches had finalists
         try:
             return check(cls(**raw))
         except (TypeError, BadInput):

@@ -116,3 +116,9 @@ def test_the_readmes_configuration_block_is_the_default_preset():
     assert {k: set(v) for k, v in yaml.safe_load(block).items()} == {
         k: set(v) for k, v in to_dict(DEFAULT).items()
     }, "every key shown"
+
+
+def test_a_search_recorded_before_finalists_existed_had_none():
+    old = {k: v for k, v in Settings().to_dict().items() if k not in ("finalists", "track")}
+    assert Settings.from_record(old, "results/old").finalists == 0
+    assert Settings.from_record(Settings().to_dict(), "results/new").finalists == 3
