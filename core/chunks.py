@@ -1,7 +1,9 @@
-"""The training set as device tensors: each observation with the expert's next actions.
+"""The training set as device tensors: each observation with the expert's next actions and
+what a policy with memory remembers of the steps before it.
 
 The whole dataset lives on the device and batches are drawn by index, so no per-sample Python
-runs in the training loop.
+runs in the training loop. Earlier steps are not copied: each row names the rows of its
+episode's ``history`` previous steps, and a batch gathers them.
 """
 
 from __future__ import annotations
@@ -11,48 +13,111 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.tokens import NO_STEP, Past
 from data.demos import Demos
+
+
+def earlier_rows(episode: np.ndarray, step: np.ndarray, history: int) -> np.ndarray:
+    """(N, history) int64: for each row, the rows holding the ``history`` steps before it in
+    its episode (most recent first); -1 where that step came before the episode began or has no
+    row. Rows are named by (``episode``, ``step``), in any order: DAgger's rows interleave
+    the episodes played side by side."""
+    episode, step = np.asarray(episode, dtype=np.int64), np.asarray(step, dtype=np.int64)
+    back = np.arange(1, history + 1, dtype=np.int64)[None]  # (1, M)
+    if not len(step):
+        return np.zeros((0, history), dtype=np.int64)
+    key = episode * (int(step.max()) + 1) + step  # (N,) one number per (episode, step)
+    order = np.argsort(key, kind="stable")
+    wanted = key[:, None] - back  # (N, M)
+    at = np.minimum(np.searchsorted(key[order], wanted), len(key) - 1)
+    found = (key[order][at] == wanted) & (step[:, None] >= back)
+    return np.where(found, order[at], -1)
 
 
 @dataclass
 class Chunks:
     """Observations and the expert's shortest plan from each (its first ``horizon`` actions,
-    padded with DONE past the end of the episode), as device tensors."""
+    padded with DONE past the end of the episode), the action taken there, and the rows of
+    the steps before each (``previous``, -1 where the episode had not begun)."""
 
     image: torch.Tensor  # (N, 7, 7, 3) uint8
     direction: torch.Tensor  # (N,) long
     actions: torch.Tensor  # (N, H) long
+    executed: torch.Tensor  # (N,) long
+    previous: torch.Tensor  # (N, M) long
 
     @classmethod
     def from_arrays(
-        cls, image: np.ndarray, direction: np.ndarray, plan: np.ndarray, horizon: int, device
+        cls,
+        image: np.ndarray,
+        direction: np.ndarray,
+        plan: np.ndarray,
+        executed: np.ndarray,
+        episode: np.ndarray,
+        step: np.ndarray,
+        horizon: int,
+        history: int,
+        device,
     ) -> Chunks:
-        """(N, 7, 7, 3) views, (N,) directions and (N, >= horizon) expert plans."""
+        """(N, 7, 7, 3) views, (N,) directions, (N, >= horizon) expert plans and (N,) actions
+        taken, each row step ``step`` of episode ``episode``."""
         return cls(
             torch.from_numpy(np.asarray(image, dtype=np.uint8)).to(device),
             torch.from_numpy(np.asarray(direction, dtype=np.int64)).to(device),
             torch.from_numpy(np.asarray(plan, dtype=np.int64)[:, :horizon]).to(device),
+            torch.from_numpy(np.asarray(executed, dtype=np.int64)).to(device),
+            torch.from_numpy(earlier_rows(episode, step, history)).to(device),
         )
 
     @classmethod
-    def from_demos(cls, demos: Demos, horizon: int, device: torch.device) -> Chunks:
-        return cls.from_arrays(demos.image, demos.direction, demos.plan, horizon, device)
+    def from_demos(cls, demos: Demos, horizon: int, history: int, device) -> Chunks:
+        lengths = np.diff(demos.episode_start)
+        episode = np.repeat(np.arange(demos.episodes), lengths)
+        step = np.arange(demos.samples) - np.repeat(demos.episode_start[:-1], lengths)
+        return cls.from_arrays(
+            demos.image,
+            demos.direction,
+            demos.plan,
+            demos.executed,
+            episode,
+            step,
+            horizon,
+            history,
+            device,
+        )
 
     def __len__(self) -> int:
         return len(self.actions)
 
+    def past(self, index: torch.Tensor) -> Past:
+        """The earlier steps of the rows ``index`` (B,)."""
+        rows = self.previous[index]  # (B, M)
+        known = rows >= 0
+        rows = rows.clamp(min=0)  # rows before an episode read row 0, then are marked NO_STEP
+        action = torch.where(known, self.executed[rows], NO_STEP)
+        return Past(self.image[rows], self.direction[rows], action)
+
     def extend(self, other: Chunks) -> Chunks:
+        """These rows, then ``other``'s (its ``previous`` rows shifted to match)."""
+        shifted = torch.where(other.previous >= 0, other.previous + len(self), -1)
         return Chunks(
             torch.cat([self.image, other.image]),
             torch.cat([self.direction, other.direction]),
             torch.cat([self.actions, other.actions]),
+            torch.cat([self.executed, other.executed]),
+            torch.cat([self.previous, shifted]),
         )
 
     def tail(self, start: int) -> dict[str, torch.Tensor]:
         """Rows from ``start`` on, as CPU tensors of their own (``torch.save`` of a view would
-        write its whole storage, demonstrations included)."""
+        write its whole storage, demonstrations included); their ``previous`` rows counted from
+        ``start`` (the rows added by relabelling are whole episodes, so they never point before
+        it)."""
+        previous = self.previous[start:]
         return {
             "image": self.image[start:].cpu().clone(),
             "direction": self.direction[start:].cpu().clone(),
             "actions": self.actions[start:].cpu().clone(),
+            "executed": self.executed[start:].cpu().clone(),
+            "previous": torch.where(previous >= 0, previous - start, -1).cpu().clone(),
         }

@@ -64,6 +64,12 @@ class ModelConfig:
         "tokens attend to each other only, unmodulated: encoded once per plan)",
     )
     horizon: int = setting(8, "action tokens predicted per plan (the chunk length H)", POSITIVE)
+    history: int = setting(
+        0,
+        "memory: earlier steps the policy reads besides the current view (their views and the "
+        "actions taken), one token each; 0: the current view only",
+        NON_NEGATIVE,
+    )
 
 
 @dataclass(frozen=True)

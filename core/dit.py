@@ -16,6 +16,10 @@ With ``prefix``, ``ModelConfig.layout`` says how the state tokens take part:
   each other, so they depend on the observation alone; the action tokens attend to them and
   to each other. A plan then computes the state's keys and values once and each denoising
   step runs the H action tokens only (49 + K*H token passes a plan instead of K*(49 + H)).
+
+With ``ModelConfig.history`` M > 0 the policy remembers its last M steps: one token each
+(``PastTokenizer``: the view, the direction, the action taken, the age) stands in front of the
+current view's 49 tokens and takes part exactly as they do.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.config import ModelConfig
-from core.tokens import NUM_ACTIONS, VOCAB, StateTokenizer
+from core.tokens import NUM_ACTIONS, VOCAB, Past, PastTokenizer, StateTokenizer
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -115,11 +119,11 @@ class DiTBlock(nn.Module):
         return x  # (B, T, D)
 
     def encode(self, state: torch.Tensor, last: bool) -> tuple[torch.Tensor, tuple]:
-        """The encoder layout's state tokens (B, 49, D) through this block with the same
+        """The encoder layout's state tokens (B, S, D) through this block with the same
         weights, unmodulated (they do not depend on t) and attending only to each other.
         Returns them updated (unchanged after the last block, where nothing reads them) and
         the keys and values the action tokens read here."""
-        q, k, v = self.attn.heads_of(self.norm1(state))  # each (B, h, 49, D/h)
+        q, k, v = self.attn.heads_of(self.norm1(state))  # each (B, h, S, D/h)
         if not last:
             state = state + self.attn.attend(q, k, v)
             state = state + self.mlp(self.norm2(state))
@@ -144,6 +148,8 @@ class DiT(nn.Module):
         D = config.hidden
         self.config = config
         self.state = StateTokenizer(D)
+        if config.history:
+            self.past = PastTokenizer(D, config.history)
         self.action = nn.Embedding(VOCAB, D)
         self.action_position = nn.Parameter(torch.zeros(1, config.horizon, D))
         self.time = TimestepEmbedder(D)
@@ -179,17 +185,23 @@ class DiT(nn.Module):
         direction: torch.Tensor,
         actions: torch.Tensor,
         t: torch.Tensor,
+        past: Past | None = None,
     ) -> torch.Tensor:
-        """image (B, 7, 7, 3), direction (B,), actions (B, H) tokens incl. MASK, t (B,) in [0, 1]
-        -> logits (B, H, 7)."""
-        return self.denoise(self.encode(image, direction), actions, t)
+        """image (B, 7, 7, 3), direction (B,), actions (B, H) tokens incl. MASK, t (B,) in [0, 1],
+        with memory the ``past`` steps -> logits (B, H, 7)."""
+        return self.denoise(self.encode(image, direction, past), actions, t)
 
-    def encode(self, image: torch.Tensor, direction: torch.Tensor):
-        """What the denoiser reads of the observation; it does not depend on t or on the
-        action tokens, so a sampler computes it once per plan, not once per denoising step.
-        The state tokens (B, 49, D), or with the encoder layout each block's state keys and
-        values."""
+    def encode(self, image: torch.Tensor, direction: torch.Tensor, past: Past | None = None):
+        """What the denoiser reads of the observation (and, with memory, of the ``past``
+        steps); it does not depend on t or on the action tokens, so a sampler computes it
+        once per plan, not once per denoising step. The state tokens (B, S, D), S = M + 49, or
+        with the encoder layout each block's state keys and values."""
         state = self.state(image, direction)  # (B, 49, D)
+        if self.config.history:
+            if past is None:
+                past = Past.empty(len(image), self.config.history, image.device)
+            remembered = self.past(past.image, past.direction, past.action)  # (B, M, D)
+            state = torch.cat([remembered, state], dim=1)  # (B, M + 49, D)
         if self.config.layout != "encoder":
             return state
         memory = []
@@ -205,7 +217,7 @@ class DiT(nn.Module):
         if self.config.conditioning == "pool":
             c = c + memory.mean(dim=1)  # (B, D)
         elif self.config.layout == "joint":
-            x = torch.cat([memory, x], dim=1)  # (B, 49 + H, D)
+            x = torch.cat([memory, x], dim=1)  # (B, S + H, D)
         for i, block in enumerate(self.blocks):
             x = block(x, c, memory[i] if self.config.layout == "encoder" else None)  # (B, T, D)
         x = x[:, -actions.shape[1] :]  # (B, H, D)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from PIL import Image
 from core.checkpoint import load_checkpoint
 from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
+from core.tokens import NO_STEP, VIEW
 from data.demos import padded
 from data.envs import episode_seeds, full_state, layouts, make_env, observe_lazily
 from data.expert import shortest_plan
@@ -110,8 +112,9 @@ def play_episodes(
 ) -> list[Episode]:
     """Roll the policy out on the given env seeds, one Episode each. If ``visits`` is a list,
     every state the policy acts in is appended to it as (image, direction, the ``expert``'s
-    plan from there). Without visits, views are made only where the policy plans from them."""
-    envs, obs, runs, seen, observe = [], [], [], [], []
+    plan from there, the action taken, the episode's index, the step's index). Without visits
+    and without memory, views are made only where the policy plans from them."""
+    envs, obs, runs, seen, observe, remembered = [], [], [], [], [], []
     for i, env_seed in enumerate(env_seeds):
         mode = "rgb_array" if frames is not None and i == 0 else None
         env = make_env(env_id, render_mode=mode, checked=False)
@@ -120,7 +123,9 @@ def play_episodes(
         envs.append(env)
         obs.append(observation)
         seen.append(set())
-        observe.append(observe_lazily(env) if visits is None else None)
+        lazy = visits is None and not policy.history
+        observe.append(observe_lazily(env) if lazy else None)
+        remembered.append(Memory(policy.history))
     if frames is not None:
         frames.append(envs[0].render())
     queues: list[list[int]] = [[] for _ in envs]
@@ -140,22 +145,25 @@ def play_episodes(
         if replan:
             images = np.stack([obs[i]["image"] for i in replan])
             directions = np.array([obs[i]["direction"] for i in replan], dtype=np.int64)
-            for i, actions in zip(replan, policy.plan(images, directions), strict=True):
+            past = Memory.stack([remembered[i] for i in replan]) if policy.history else None
+            for i, actions in zip(replan, policy.plan(images, directions, past), strict=True):
                 queues[i] = [int(a) for a in actions]
         live = [i for i, run in enumerate(runs) if not run.done]
         if not live:
             break
         for i in live:
             action = queues[i].pop(0)
+            run = runs[i]
             if visits is not None:
                 plan = taught[i].label(envs[i], obs[i])
                 if plan is not None:  # no plan from here: nothing to learn
-                    visits.append((obs[i]["image"], obs[i]["direction"], padded(list(plan))))
+                    view = obs[i]["image"], obs[i]["direction"]
+                    visits.append((*view, padded(list(plan)), action, i, run.length))
+            remembered[i].add(obs[i], action)
             observation, reward, terminated, truncated, _ = envs[i].step(action)
             if visits is not None and not (terminated or truncated):
                 taught[i].moved(plan, action, envs[i])
             obs[i] = observation
-            run = runs[i]
             run.length += 1
             run.reward += float(reward)
             if frames is not None and i == 0:
@@ -167,6 +175,31 @@ def play_episodes(
     for env in envs:
         env.close()
     return runs
+
+
+class Memory:
+    """The last ``history`` steps of one episode as a policy with memory reads them."""
+
+    def __init__(self, history: int):
+        self.steps: deque = deque(maxlen=history)
+        self.history = history
+
+    def add(self, observation: dict, action: int) -> None:
+        if self.history:
+            self.steps.appendleft((observation["image"], observation["direction"], action))
+
+    @staticmethod
+    def stack(memories: list[Memory]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views (B, M, 7, 7, 3), directions (B, M), actions (B, M), most recent first; steps
+        from before the episode began are blank views with the action NO_STEP."""
+        history = memories[0].history
+        image = np.zeros((len(memories), history, VIEW, VIEW, 3), dtype=np.uint8)
+        direction = np.zeros((len(memories), history), dtype=np.int64)
+        action = np.full((len(memories), history), NO_STEP, dtype=np.int64)
+        for b, memory in enumerate(memories):
+            for age, (view, facing, taken) in enumerate(memory.steps):
+                image[b, age], direction[b, age], action[b, age] = view, facing, taken
+        return image, direction, action
 
 
 def evaluate_checkpoint(

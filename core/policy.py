@@ -10,6 +10,7 @@ from core.config import Config, from_dict
 from core.diffusion import make_schedule
 from core.dit import DiT
 from core.sampler import sample_plan
+from core.tokens import Past
 from data.errors import BadInput
 
 
@@ -34,9 +35,21 @@ class Policy:
         d = self.config.diffusion
         return d.temperature == 0 and d.sampler == "confidence"
 
-    def plan(self, images: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        """(B, 7, 7, 3), (B,) -> the first exec_steps actions of each plan, (B, exec_steps)."""
+    @property
+    def history(self) -> int:
+        """How many earlier steps the policy reads (``model.history``)."""
+        return self.config.model.history
+
+    def plan(
+        self, images: np.ndarray, directions: np.ndarray, past: tuple | None = None
+    ) -> np.ndarray:
+        """(B, 7, 7, 3), (B,) and, for a policy with memory, ``past``: the last ``history``
+        steps' views (B, M, 7, 7, 3), directions (B, M) and actions (B, M) (NO_STEP before the
+        episode began; None: at its start) -> the first exec_steps actions of each plan,
+        (B, exec_steps)."""
         d = self.config.diffusion
+        if past is not None:
+            past = Past(*(torch.from_numpy(np.asarray(a)).to(self.device) for a in past))
         was_training = self.model.training
         if was_training:  # eval() walks every submodule: skipped when already there
             self.model.eval()
@@ -50,6 +63,7 @@ class Policy:
             d.sampler,
             self.generator,
             d.temperature,
+            past,
         )
         if was_training:
             self.model.train()

@@ -19,7 +19,7 @@ import math
 import torch
 
 from core.diffusion import Schedule
-from core.tokens import MASK
+from core.tokens import MASK, Past
 
 
 def reveal_counts(horizon: int, steps: int, schedule: Schedule) -> list[int]:
@@ -49,11 +49,13 @@ def sample_plan(
     order: str,
     generator: torch.Generator | None = None,
     temperature: float = 0.0,
+    past: Past | None = None,
 ) -> torch.Tensor:
-    """image (B, 7, 7, 3), direction (B,) -> actions (B, H), every position filled. ``model``
-    is the DiT: the observation is encoded once, then the chunk denoised ``steps`` times."""
+    """image (B, 7, 7, 3), direction (B,) (and with memory the ``past`` steps) -> actions
+    (B, H), every position filled. ``model`` is the DiT: the observation is encoded once, then
+    the chunk denoised ``steps`` times."""
     B, device = image.shape[0], image.device
-    memory = model.encode(image, direction)
+    memory = model.encode(image, direction, past)
     z = torch.full((B, horizon), MASK, dtype=torch.long, device=device)
     counts = reveal_counts(horizon, steps, schedule) if order == "confidence" else None
     for k in range(steps):

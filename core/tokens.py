@@ -9,6 +9,8 @@ are never executed because the episode has already ended.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from minigrid.core.actions import Actions
 from torch import nn
@@ -16,31 +18,92 @@ from torch import nn
 NUM_ACTIONS = len(Actions)  # left, right, forward, pickup, drop, toggle, done
 MASK = NUM_ACTIONS  # the absorbing token of masked diffusion; never predicted (SUBS)
 VOCAB = NUM_ACTIONS + 1
+NO_STEP = NUM_ACTIONS  # the action of a remembered step from before the episode began
 
 VIEW = 7  # egocentric view is VIEW x VIEW cells, agent at (3, 6)
 STATE_TOKENS = VIEW * VIEW
 NUM_OBJECTS, NUM_COLOURS, NUM_STATES, NUM_DIRECTIONS = 11, 6, 3, 4  # minigrid.core.constants
 
 
-class StateTokenizer(nn.Module):
-    """49 tokens, one per view cell: a bag-of-words embedding of (object, colour, state) as
-    in BabyAI, a 3x3 convolution that keeps the 7x7 resolution so each token also sees its
-    neighbours, a learned position per cell and the agent's direction added to every token."""
+@dataclass
+class Past:
+    """What a policy with memory reads besides the current view: its last M steps, most
+    recent first (their views, directions and the actions taken there); a step from before
+    the episode began has the action ``NO_STEP``."""
+
+    image: torch.Tensor  # (B, M, 7, 7, 3) uint8
+    direction: torch.Tensor  # (B, M) long
+    action: torch.Tensor  # (B, M) long
+
+    @classmethod
+    def empty(cls, batch: int, history: int, device) -> Past:
+        """No earlier steps: the start of an episode."""
+        return cls(
+            torch.zeros((batch, history, VIEW, VIEW, 3), dtype=torch.uint8, device=device),
+            torch.zeros((batch, history), dtype=torch.long, device=device),
+            torch.full((batch, history), NO_STEP, dtype=torch.long, device=device),
+        )
+
+
+class CellEmbedding(nn.Module):
+    """A bag-of-words embedding of each cell's (object, colour, state), as in BabyAI."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.object = nn.Embedding(NUM_OBJECTS, width)
+        self.colour = nn.Embedding(NUM_COLOURS, width)
+        self.state = nn.Embedding(NUM_STATES, width)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(..., 7, 7, 3) views -> (..., 7, 7, width)."""
+        image = image.long()
+        return self.object(image[..., 0]) + self.colour(image[..., 1]) + self.state(image[..., 2])
+
+
+class StateTokenizer(CellEmbedding):
+    """49 tokens, one per view cell: the cells' embeddings, a 3x3 convolution that keeps the
+    7x7 resolution so each token also sees its neighbours, a learned position per cell and the
+    agent's direction added to every token."""
 
     def __init__(self, hidden: int):
-        super().__init__()
-        self.object = nn.Embedding(NUM_OBJECTS, hidden)
-        self.colour = nn.Embedding(NUM_COLOURS, hidden)
-        self.state = nn.Embedding(NUM_STATES, hidden)
+        super().__init__(hidden)
         self.conv = nn.Conv2d(hidden, hidden, kernel_size=3, padding=1)
         self.position = nn.Parameter(torch.zeros(1, STATE_TOKENS, hidden))
         self.direction = nn.Embedding(NUM_DIRECTIONS, hidden)
         nn.init.normal_(self.position, std=0.02)
 
     def forward(self, image: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        image = image.long()  # (B, 7, 7, 3): [x, y, (object, colour, state)]
-        cells = self.object(image[..., 0]) + self.colour(image[..., 1]) + self.state(image[..., 2])
+        cells = super().forward(image)  # (B, 7, 7, D) from [x, y, (object, colour, state)]
         grid = cells.permute(0, 3, 1, 2)  # (B, D, 7, 7)
         grid = grid + self.conv(nn.functional.gelu(grid))  # (B, D, 7, 7)
         tokens = grid.flatten(2).transpose(1, 2)  # (B, 49, D)
         return tokens + self.position + self.direction(direction.long())[:, None]  # (B, 49, D)
+
+
+class PastTokenizer(nn.Module):
+    """One token per remembered step (``model.history`` of them, most recent first): its whole
+    view read by one linear map of the cells' embeddings (so where things were is kept, at a
+    fraction of the current view's convolution), plus its direction, the action taken there and
+    how long ago it was. Steps from before the episode began are one learned token."""
+
+    def __init__(self, hidden: int, history: int, cell_width: int = 16):
+        super().__init__()
+        self.cells = CellEmbedding(cell_width)
+        self.view = nn.Linear(STATE_TOKENS * cell_width, hidden)
+        self.direction = nn.Embedding(NUM_DIRECTIONS, hidden)
+        self.action = nn.Embedding(NUM_ACTIONS, hidden)
+        self.age = nn.Parameter(torch.zeros(1, history, hidden))
+        self.no_step = nn.Parameter(torch.zeros(hidden))
+        nn.init.normal_(self.age, std=0.02)
+        nn.init.normal_(self.no_step, std=0.02)
+
+    def forward(self, image: torch.Tensor, direction: torch.Tensor, action: torch.Tensor):
+        """image (B, M, 7, 7, 3), direction (B, M), action (B, M) with NO_STEP -> (B, M, D)."""
+        cells = self.cells(image).flatten(2)  # (B, M, 49 * C)
+        known = action != NO_STEP  # (B, M)
+        tokens = (
+            self.view(cells)
+            + self.direction(direction.long())
+            + self.action(action.clamp(max=NUM_ACTIONS - 1))
+        )  # (B, M, D)
+        return torch.where(known[..., None], tokens, self.no_step) + self.age

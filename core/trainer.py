@@ -31,11 +31,12 @@ class Trainer:
         t = config.train
         torch.manual_seed(t.seed)
         train, val = demos.split(config.data.val_fraction)
-        self.train_set = Chunks.from_demos(train, config.model.horizon, self.device)
+        m = config.model
+        self.train_set = Chunks.from_demos(train, m.horizon, m.history, self.device)
         self.demo_samples = len(self.train_set)  # rows past this were added by relabel()
         self.train_seeds = train.env_seed  # DAgger replays these, never evaluation seeds
         self.relabelled = 0
-        self.val_set = Chunks.from_demos(val, config.model.horizon, self.device)
+        self.val_set = Chunks.from_demos(val, m.horizon, m.history, self.device)
         self.schedule = make_schedule(config.diffusion.schedule)
         self.model = DiT(config.model).to(self.device)
         self.ema = (
@@ -71,12 +72,19 @@ class Trainer:
         actions = self.val_set.actions[index]
         t = sample_t(n, self.config.diffusion, g, self.device)
         z, masked = corrupt(actions, t, self.schedule, g)
-        return self.val_set.image[index], self.val_set.direction[index], actions, z, masked, t
+        return self.observations(self.val_set, index), actions, z, masked, t
 
-    def loss(self, image, direction, actions, z, masked, t, model) -> tuple:
+    def observations(self, chunks: Chunks, index: torch.Tensor) -> tuple:
+        """What the model reads of the rows ``index``: view, direction, and with memory the
+        earlier steps."""
+        past = chunks.past(index) if self.config.model.history else None
+        return chunks.image[index], chunks.direction[index], past
+
+    def loss(self, observed, actions, z, masked, t, model) -> tuple:
+        image, direction, past = observed
         autocast = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(image, direction, z, t)
+            logits = model(image, direction, z, t, past)
         d = self.config.diffusion
         return masked_loss(logits, actions, masked, t, self.schedule, d.weighting)
 
@@ -88,8 +96,8 @@ class Trainer:
         actions = self.train_set.actions[index]
         times = sample_t(t.batch_size, self.config.diffusion, self.generator, self.device)
         z, masked = corrupt(actions, times, self.schedule, self.generator)
-        image, direction = self.train_set.image[index], self.train_set.direction[index]
-        loss, _ = self.loss(image, direction, actions, z, masked, times, self.model)
+        observed = self.observations(self.train_set, index)
+        loss, _ = self.loss(observed, actions, z, masked, times, self.model)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss diverged ({loss.item()}) in iteration {self.iteration + 1}"
@@ -109,8 +117,7 @@ class Trainer:
     def validate(self) -> tuple[float, float]:
         model = self.eval_model
         model.eval()
-        image, direction, actions, z, masked, t = self._val_batch
-        loss, acc = self.loss(image, direction, actions, z, masked, t, model)
+        loss, acc = self.loss(*self._val_batch, model)
         model.train()
         return loss.item(), acc.item()
 
@@ -127,13 +134,13 @@ class Trainer:
         seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
         visits: list = []
-        data = self.config.data
+        data, m = self.config.data, self.config.model
         play_episodes(self.policy, data.env, seeds, visits=visits, expert=data.expert)
         if visits:
-            images, directions, plans = zip(*visits, strict=True)
-            new = Chunks.from_arrays(
-                np.stack(images), directions, plans, self.config.model.horizon, self.device
-            )
+            # A visit's fields are from_arrays' columns: view, direction, plan, action taken,
+            # episode, step.
+            columns = zip(*visits, strict=True)
+            new = Chunks.from_arrays(*columns, m.horizon, m.history, self.device)
             self.train_set = self.train_set.extend(new)
         return float(len(self.train_set))
 
@@ -200,6 +207,10 @@ class Trainer:
         self.relabelled = state.get("relabelled", 0)
         extra = state.get("relabelled_samples")
         if extra is not None and len(extra["actions"]):
+            if "previous" not in extra:  # saved before memory existed: a policy without it
+                n = len(extra["actions"])
+                none = torch.empty((n, 0), dtype=torch.long)
+                extra = {**extra, "executed": extra["actions"][:, 0], "previous": none}
             added = Chunks(**{k: v.to(self.device) for k, v in extra.items()})
             self.train_set = self.train_set.extend(added)
 

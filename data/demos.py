@@ -24,7 +24,7 @@ from data.errors import BadInput
 from data.files import write_atomically
 from data.teachers import Expert, teachers
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
 DONE = int(Actions.done)  # pads a plan past the end of its episode
 
@@ -33,6 +33,7 @@ ARRAYS = {
     "image": (np.uint8, (7, 7, 3)),
     "direction": (np.uint8, ()),
     "plan": (np.uint8, (PLAN_LENGTH,)),
+    "executed": (np.uint8, ()),
     "episode_start": (np.int64, ()),
     "env_seed": (np.int64, ()),
 }
@@ -49,6 +50,8 @@ class Demos:
     direction: (N,) uint8, obs["direction"];
     plan: (N, PLAN_LENGTH) uint8, the expert's shortest plan from that state, padded with
     done (its first entry, ``action``, is the expert's action there);
+    executed: (N,) uint8, the action taken there (the expert's, or with noise a random one):
+    with the views, what a policy with memory remembers of the step;
     episode_start: (E + 1,) int64 row offsets; env_seed: (E,) int64, the seed each episode's
     env.reset used.
     """
@@ -56,6 +59,7 @@ class Demos:
     image: np.ndarray
     direction: np.ndarray
     plan: np.ndarray
+    executed: np.ndarray
     episode_start: np.ndarray
     env_seed: np.ndarray
 
@@ -97,6 +101,7 @@ class Demos:
             image=self.image[rows],
             direction=self.direction[rows],
             plan=self.plan[rows],
+            executed=self.executed[rows],
             episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
             env_seed=self.env_seed[first:stop],
         )
@@ -113,14 +118,15 @@ def _problem(demos: Demos) -> str | None:
             expected = ", ".join(["rows", *map(str, row_shape)])
             return f"{name} has shape {array.shape}, expected ({expected})"
     samples, starts = len(demos.plan), demos.episode_start
-    if not len(demos.image) == len(demos.direction) == samples:
-        return "image, direction and plan have different numbers of rows"
+    if not len(demos.image) == len(demos.direction) == len(demos.executed) == samples:
+        return "image, direction, plan and executed have different numbers of rows"
     if len(starts) != len(demos.env_seed) + 1:
         return "episode_start must have one more entry than env_seed"
     if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
         return "episode_start must rise strictly from 0 to the number of rows"
-    if samples and (demos.plan.max() >= len(Actions) or demos.direction.max() > 3):
-        return "plan or direction holds a value MiniGrid does not have"
+    actions = max(demos.plan.max(), demos.executed.max()) if samples else 0
+    if samples and (actions >= len(Actions) or demos.direction.max() > 3):
+        return "plan, executed or direction holds a value MiniGrid does not have"
     return None
 
 
@@ -139,7 +145,7 @@ def generate(
         raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
     env = make_env(env_id)
     env_seeds = episode_seeds("training", seed, episodes)
-    images, directions, plans, starts = [], [], [], [0]
+    images, directions, plans, executed, starts = [], [], [], [], [0]
     successes = 0
     teacher_in = teachers(expert)
     for env_seed in env_seeds:
@@ -157,6 +163,7 @@ def generate(
             action = plan[0]
             if noise and rng.random() < noise:
                 action = _perturbation(env, rng)
+            executed.append(action)
             obs, reward, terminated, truncated, _ = env.step(action)
             teacher.moved(plan, action, env)
             if not (terminated or truncated):
@@ -170,6 +177,7 @@ def generate(
         image=np.stack(images).astype(np.uint8),
         direction=np.asarray(directions, dtype=np.uint8),
         plan=np.asarray(plans, dtype=np.uint8),
+        executed=np.asarray(executed, dtype=np.uint8),
         episode_start=np.asarray(starts, dtype=np.int64),
         env_seed=env_seeds,
     )

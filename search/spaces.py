@@ -71,8 +71,9 @@ def wide(trial: optuna.Trial) -> dict:
 def extended(trial: optuna.Trial) -> dict:
     """The default five plus what decides how a policy acts where one view is not enough
     (FourRooms) and how it learns from its own mistakes: plan horizon, executed and sampling
-    steps, sampling temperature (above 0 a policy can leave a loop), encoder layout,
-    demonstration count and noise, DAgger frequency and the lr schedule."""
+    steps, sampling temperature (above 0 a policy can leave a loop), encoder layout, memory,
+    the expert imitated, demonstration count and noise, DAgger frequency and the lr
+    schedule."""
     real = default(trial)
     horizon = 2 ** trial.suggest_int("space.log2_horizon", 2, 4)  # 4 .. 16 actions
     exec_steps = 2 ** trial.suggest_int("space.log2_exec_steps", 0, 3)
@@ -87,6 +88,8 @@ def extended(trial: optuna.Trial) -> dict:
         }
     )
     trial.suggest_categorical("model.layout", ["joint", "encoder"])
+    trial.suggest_categorical("model.history", [0, 4, 8])
+    trial.suggest_categorical("data.expert", ["shortest", "explorer"])
     # Optuna's steps of 0.1 land on 0.30000000000000004: the value laid over the data is
     # rounded, so the configuration names the same demonstrations as the preset's 0.3.
     real["data.noise"] = round(trial.suggest_float("data.noise", 0.0, 0.5, step=0.1), 2)

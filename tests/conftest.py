@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.config import DEFAULT, Config, DataConfig, override
+from core.tokens import NUM_ACTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 # val/loss separates even policies that never succeed yet, so ASHA has something to prune
@@ -73,3 +75,27 @@ def fast_tier_stays_fast(request, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", refuse)
     if "ray" in sys.modules:
         monkeypatch.setattr(sys.modules["ray"], "init", refuse)
+
+
+def batch(B=5, H=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.stack(
+        [
+            torch.randint(0, 11, (B, 7, 7), generator=g),
+            torch.randint(0, 6, (B, 7, 7), generator=g),
+            torch.randint(0, 3, (B, 7, 7), generator=g),
+        ],
+        dim=-1,
+    ).to(torch.uint8)
+    direction = torch.randint(0, 4, (B,), generator=g)
+    actions = torch.randint(0, NUM_ACTIONS, (B, H), generator=g)
+    return image, direction, actions
+
+
+def trained_looking(model):
+    """Give the zero-initialised layers weights, as training would, so outputs depend on input."""
+    torch.manual_seed(1)
+    for p in model.parameters():
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    return model

@@ -9,7 +9,7 @@ from minigrid.core.world_object import Goal
 
 from conftest import tiny
 from core.trainer import Trainer
-from data.demos import cached, for_data
+from data.demos import FORMAT_VERSION, cached, for_data
 from data.envs import make_env, supported_env_ids
 from data.expert import shortest_plan
 from data.explorer import Explorer
@@ -90,7 +90,7 @@ def test_what_the_agent_has_not_seen_changes_nothing():
 
 def test_explorer_demonstrations_follow_its_plans_and_have_their_own_cache_file(tmp_path):
     demos, meta, path = cached("MiniGrid-FourRooms-v0", 6, 0, tmp_path, 0.0, expert="explorer")
-    assert path.name == "MiniGrid-FourRooms-v0-n6-s0-p0-eexplorer-v2.npz"
+    assert path.name == f"MiniGrid-FourRooms-v0-n6-s0-p0-eexplorer-v{FORMAT_VERSION}.npz"
     assert meta["expert"] == "explorer" and meta["expert_success_rate"] == 1.0
     shortest, _, other = cached("MiniGrid-FourRooms-v0", 6, 0, tmp_path, 0.0)
     assert other != path and demos.samples > shortest.samples, "exploring takes longer"

@@ -7,36 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import batch, trained_looking
 from core.config import DiffusionConfig, ModelConfig
 from core.diffusion import SCHEDULES, corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT, DiTBlock
 from core.sampler import reveal_counts, sample_plan
 from core.tokens import MASK, NUM_ACTIONS, STATE_TOKENS, StateTokenizer
-
-
-def batch(B=5, H=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.stack(
-        [
-            torch.randint(0, 11, (B, 7, 7), generator=g),
-            torch.randint(0, 6, (B, 7, 7), generator=g),
-            torch.randint(0, 3, (B, 7, 7), generator=g),
-        ],
-        dim=-1,
-    ).to(torch.uint8)
-    direction = torch.randint(0, 4, (B,), generator=g)
-    actions = torch.randint(0, NUM_ACTIONS, (B, H), generator=g)
-    return image, direction, actions
-
-
-def trained_looking(model):
-    """Give the zero-initialised layers weights, as training would, so outputs depend on input."""
-    torch.manual_seed(1)
-    for p in model.parameters():
-        if p.abs().sum() == 0:
-            torch.nn.init.normal_(p, std=0.05)
-    return model
-
 
 LAYOUTS = [("pool", "joint"), ("prefix", "joint"), ("prefix", "encoder")]
 
@@ -185,8 +161,8 @@ class Recorder(torch.nn.Module):
         super().__init__()
         self.model, self.seen = model, []
 
-    def encode(self, image, direction):
-        return self.model.encode(image, direction)
+    def encode(self, image, direction, past=None):
+        return self.model.encode(image, direction, past)
 
     def denoise(self, memory, actions, t):
         self.seen.append(actions.clone())

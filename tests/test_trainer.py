@@ -26,7 +26,7 @@ def demos():
 
 
 def test_chunks_hold_the_next_actions_padded_with_done(demos):
-    chunks = Chunks.from_demos(demos, horizon=4, device=torch.device("cpu"))
+    chunks = Chunks.from_demos(demos, horizon=4, history=0, device=torch.device("cpu"))
     first, last = demos.episode_start[0], demos.episode_start[1]
     episode = demos.action[first:last].astype(np.int64)
     assert chunks.actions[first].tolist() == episode[:4].tolist()
@@ -55,16 +55,21 @@ def test_every_iteration_reports_the_design_metrics(demos):
     assert 0.0 <= second["eval/success"] <= 1.0
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1], ids=["no dropout", "dropout"])
-def test_checkpoint_resumes_exactly(demos, tmp_path, dropout):
-    """Dropout draws from torch's global generator: a resume restores it too."""
+@pytest.mark.parametrize(
+    "sets",
+    [{}, {"model.dropout": 0.1}, {"model.history": 3}],
+    ids=["plain", "dropout", "memory"],
+)
+def test_checkpoint_resumes_exactly(demos, tmp_path, sets):
+    """Dropout draws from torch's global generator: a resume restores it too; with memory the
+    relabelled rows keep the rows of their earlier steps."""
     config = tiny(
         **{
             "train.eval_every": 100,
             "train.iters": 3,
             "train.ema": 0.9,
             "train.dagger_every": 1,
-            "model.dropout": dropout,
+            **sets,
         }
     )
     straight = Trainer(config, demos)
@@ -77,6 +82,7 @@ def test_checkpoint_resumes_exactly(demos, tmp_path, dropout):
     resumed = Trainer(config, demos)
     resumed.load_state_dict(load_checkpoint(tmp_path / "checkpoint.pt"))
     assert resumed.iteration == 2
+    assert torch.equal(resumed.train_set.previous, first.train_set.previous)
     assert resumed.train_iteration()["train/loss"] == expected[2]
     assert (tmp_path / "checkpoint.json").is_file()
 
@@ -120,11 +126,12 @@ def test_an_interrupted_checkpoint_write_keeps_the_old_file(demos, tmp_path):
 
 class CountingPolicy(Policy):
     deterministic = True
+    history = 0
 
     def __init__(self, actions):
         self.calls, self.actions = [], actions
 
-    def plan(self, images, directions):
+    def plan(self, images, directions, past=None):
         self.calls.append(len(images))
         return np.array([self.actions] * len(images))
 
@@ -192,11 +199,12 @@ class Wanderer(Policy):
     """Random moves from its own generator: it revisits states and strays from the expert."""
 
     deterministic = False
+    history = 0
 
     def __init__(self, seed: int):
         self.rng = np.random.default_rng(seed)
 
-    def plan(self, images, directions):
+    def plan(self, images, directions, past=None):
         return self.rng.integers(0, 3, size=(len(images), 2))
 
 
@@ -229,8 +237,8 @@ def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch
     direct: list = []
     play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=direct)
     assert len(direct) == len(cached) > 100
-    for (i1, d1, p1), (i2, d2, p2) in zip(cached, direct, strict=True):
-        assert np.array_equal(i1, i2) and d1 == d2 and p1 == p2
+    for (i1, *rest1), (i2, *rest2) in zip(cached, direct, strict=True):
+        assert np.array_equal(i1, i2) and rest1 == rest2
     assert with_cache < len(searches) / 2, (with_cache, len(searches))
 
 
