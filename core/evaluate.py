@@ -125,7 +125,7 @@ def play_episodes(
         seen.append(set())
         lazy = visits is None and not policy.history
         observe.append(observe_lazily(env) if lazy else None)
-        remembered.append(Memory(policy.history))
+        remembered.append(PastSteps(policy.history))
     if frames is not None:
         frames.append(envs[0].render())
     queues: list[list[int]] = [[] for _ in envs]
@@ -134,7 +134,9 @@ def play_episodes(
     while True:
         replan = [i for i, run in enumerate(runs) if not run.done and not queues[i]]
         for i in replan if policy.deterministic else ():
-            key = full_state(envs[i])
+            # With memory, the plan also depends on the steps remembered: only when both
+            # repeat is the next plan, and so everything after, the same as before.
+            key = full_state(envs[i]) + remembered[i].key()
             if key in seen[i]:
                 runs[i].done = True  # a loop: the same state, the same greedy plan, forever
             seen[i].add(key)
@@ -145,7 +147,7 @@ def play_episodes(
         if replan:
             images = np.stack([obs[i]["image"] for i in replan])
             directions = np.array([obs[i]["direction"] for i in replan], dtype=np.int64)
-            past = Memory.stack([remembered[i] for i in replan]) if policy.history else None
+            past = PastSteps.stack([remembered[i] for i in replan]) if policy.history else None
             for i, actions in zip(replan, policy.plan(images, directions, past), strict=True):
                 queues[i] = [int(a) for a in actions]
         live = [i for i, run in enumerate(runs) if not run.done]
@@ -177,8 +179,8 @@ def play_episodes(
     return runs
 
 
-class Memory:
-    """The last ``history`` steps of one episode as a policy with memory reads them."""
+class PastSteps:
+    """The last ``history`` steps of one episode, as a policy with memory reads them."""
 
     def __init__(self, history: int):
         self.steps: deque = deque(maxlen=history)
@@ -189,7 +191,7 @@ class Memory:
             self.steps.appendleft((observation["image"], observation["direction"], action))
 
     @staticmethod
-    def stack(memories: list[Memory]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def stack(memories: list[PastSteps]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Views (B, M, 7, 7, 3), directions (B, M), actions (B, M), most recent first; steps
         from before the episode began are blank views with the action NO_STEP."""
         history = memories[0].history
@@ -200,6 +202,12 @@ class Memory:
             for age, (view, facing, taken) in enumerate(memory.steps):
                 image[b, age], direction[b, age], action[b, age] = view, facing, taken
         return image, direction, action
+
+    def key(self) -> bytes:
+        """What the policy reads of these steps, as bytes (empty without memory)."""
+        return b"".join(
+            view.tobytes() + bytes([facing, taken]) for view, facing, taken in self.steps
+        )
 
 
 def evaluate_checkpoint(

@@ -157,3 +157,28 @@ def test_relabelled_rows_remember_their_own_episode():
             if k >= 2:
                 assert chunks.previous[r].tolist() == [chain[k - 1], chain[k - 2]]
     assert len(played) == len(seeds)
+
+
+class Wiggler(Policy):
+    """Greedy: left then right, whatever it sees: the state repeats every plan."""
+
+    deterministic = True
+    history = 0
+
+    def __init__(self):
+        pass
+
+    def plan(self, images, directions, past=None):
+        return np.array([[0, 1]] * len(images))
+
+
+class RememberingWiggler(Wiggler):
+    history = 2
+
+
+def test_a_loop_is_the_state_and_the_remembered_steps_repeating():
+    """Without memory the second plan starts from the first one's state: a loop at once. With
+    memory it remembers the wiggle, which it did not the first time; only the third plan
+    repeats everything the second one read."""
+    assert play_episodes(Wiggler(), "MiniGrid-Empty-8x8-v0", [0])[0].length == 2
+    assert play_episodes(RememberingWiggler(), "MiniGrid-Empty-8x8-v0", [0])[0].length == 4
