@@ -166,6 +166,9 @@ def interval(finalist: Finalist, metric: str) -> dict:
     return {"mean": jsonable(mean), "ci95": jsonable(half), "seeds": len(finalist.runs)}
 
 
+SHOWN = ("test/return", "test/success", "test/len_ratio")  # the ranking metric first
+
+
 def finalists_md(retrained: list[Finalist], seeds: list[int], settings: Settings) -> str:
     """The finalists' table: test figures over seeds with 95% intervals, the search's own
     figure and the gap; then whether the winner beats the incumbent."""
@@ -179,13 +182,13 @@ def finalists_md(retrained: list[Finalist], seeds: list[int], settings: Settings
         "interval over seeds; `search eval/return` is what its trial scored on the selection "
         "episodes in the search, and `gap` is test/return minus that.",
         "",
-        "| finalist | seeds | test/return | test/success | test/len_ratio | unseen layouts "
-        "| search eval/return | gap | values |",
+        f"| finalist | seeds | {' | '.join(SHOWN)} | unseen layouts | search eval/return | gap "
+        "| values |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in retrained:
         cells = [f.name, f"{len(f.runs)}/{len(seeds)}"]
-        cells += [pm(*f.interval(m)) for m in TEST]
+        cells += [pm(*f.interval(m)) for m in SHOWN]
         unseen = f.interval("test/unseen_episodes")[0]
         cells += [f"{unseen:.0f} of {settings.test_episodes}" if math.isfinite(unseen) else ""]
         cells += [fmt(f.search_figure), fmt(f.gap)]

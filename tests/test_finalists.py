@@ -12,9 +12,10 @@ from core.evaluate import describe_unseen, on_test_episodes
 from core.metrics import mean_interval
 from core.trainer import Trainer
 from data.demos import for_data
-from search.export import compute_line
+from search.export import compute_line, finalists_md
 from search.finalists import INCUMBENT, Finalist, beats, choose
 from search.results import Trial
+from search.settings import Settings
 
 PRESET_POINT = {"model.hidden": 64, "model.heads": 4, "model.depth": 3, "train.lr": 0.002}
 
@@ -118,3 +119,18 @@ def test_only_stopped_trials_count_as_saved_compute():
     ), "an interrupted FIFO search saved nothing"
     interrupted[1].status = "pruned"
     assert "stopping 1 trial(s) early saved 4 of the 13" in compute_line(interrupted, 6)
+
+
+def test_the_finalists_table_puts_each_figure_under_its_own_name():
+    runs = {
+        seed: {"test/return": 0.9, "test/success": 0.99, "test/len_ratio": 1.2 + seed / 10}
+        for seed in (1, 2)
+    }
+    retrained = [Finalist("trial_a", {}, 0.95, runs), finalist(INCUMBENT, [0.5, 0.6])]
+    table = finalists_md(retrained, [1, 2], Settings())
+    header, _, row, _ = [line for line in table.splitlines() if line.startswith("|")]
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    assert cells[" test/return "].startswith(" 0.900 ±")
+    assert cells[" test/success "].startswith(" 0.990 ±")
+    assert cells[" test/len_ratio "].startswith(" 1.350 ±")
+    assert cells[" search eval/return "].strip() == "0.95"
