@@ -156,10 +156,12 @@ def read(
 def search_figure(name: str, trials: list[Trial], base: cfg.Config) -> float:
     """The return the search saw for a finalist on the selection episodes, to set beside its
     test return: its trial's last eval/return (the incumbent's: that of the trial with the
-    preset's own values, if the search ran one)."""
+    preset's own values, if the search ran one; a trial whose values were never written down
+    is not taken for it)."""
     for trial in trials:
         if name == INCUMBENT:
-            if trial.history and cfg.from_flat(trial.coordinates, base) == base:
+            known = trial.history and trial.coordinates
+            if known and cfg.from_flat(trial.coordinates, base) == base:
                 return trial.last("eval/return")
         elif name == f"trial_{trial.trial_id}":
             return trial.last("eval/return")

@@ -13,7 +13,7 @@ from core.metrics import mean_interval
 from core.trainer import Trainer
 from data.demos import for_data
 from search.export import compute_line, finalists_md
-from search.finalists import INCUMBENT, Finalist, beats, choose
+from search.finalists import INCUMBENT, Finalist, beats, choose, search_figure
 from search.results import Trial
 from search.settings import Settings
 
@@ -34,6 +34,14 @@ def test_the_incumbent_is_always_a_finalist_and_never_twice():
     assert chosen[INCUMBENT] == {} and chosen["trial_a"]["train.lr"] == 0.005
     chosen = choose([ranked[0], ranked[2]], DEFAULT, count=2)
     assert list(chosen) == [INCUMBENT, "trial_a", "trial_c"], "the top 2 and the incumbent"
+
+
+def test_the_incumbents_search_figure_is_the_preset_trials_own():
+    preset = trial("p")
+    preset.history = [{"eval/return": 0.37}]
+    unknown = Trial("u", folder=None, params={}, coordinates={}, history=[{"eval/return": 0.2}])
+    assert search_figure(INCUMBENT, [unknown, preset], DEFAULT) == 0.37, "no values: not it"
+    assert math.isnan(search_figure(INCUMBENT, [unknown], DEFAULT))
 
 
 def test_only_trials_that_ran_the_full_budget_are_finalists():
