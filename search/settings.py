@@ -52,7 +52,7 @@ class Settings:
 
     env: str = setting("MiniGrid-DoorKey-6x6-v0", "MiniGrid id the trials train on")
     num_samples: int = setting(12, "trials to run", AT_LEAST_ONE)
-    max_iters: int = setting(3, "iterations of a full trial", AT_LEAST_ONE)
+    max_iters: int = setting(2, "iterations of a full trial", AT_LEAST_ONE)
     space: SpaceName = setting("default", "hyperparameters searched (search/spaces.py)")
     searcher: SearcherName = setting("tpe", "proposes configurations")
     scheduler: SchedulerName = setting("asha", "stops weak trials early (asha) or never (fifo)")
