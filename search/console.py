@@ -8,7 +8,7 @@ from pathlib import Path
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
 from ray.tune.logger.tensorboardx import TBXLoggerCallback
 
-from search import cluster
+from search import cluster, upstream
 from search.export import pm, verdict
 from search.settings import Settings
 
@@ -48,6 +48,15 @@ def loggers() -> list[LoggerCallback]:
     """What Ray writes into each trial's folder: progress.csv, result.json and params.json,
     TensorBoard events. (Ray adds its own loggers unless told not to: see search/tuner.py.)"""
     return [CSVLoggerCallback(), JsonLoggerCallback(), TensorBoardEvents()]
+
+
+def restore_loggers(tuner) -> None:
+    """Give a restored search its loggers when its saved experiment has none: Ray restores
+    only the callbacks saved with it, and Ray's own loggers are off here, so a search saved
+    by a version that did not give them explicitly would resume writing no result.json."""
+    callbacks = upstream.restored_callbacks(tuner)
+    if not any(isinstance(callback, JsonLoggerCallback) for callback in callbacks):
+        callbacks.extend(loggers())
 
 
 def announce(

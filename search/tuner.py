@@ -28,7 +28,7 @@ from data.demos import DATA_CACHE, for_data
 from data.errors import BadInput
 from data.files import writable_folder
 from search import cluster, finalists
-from search.console import announce, loggers, quiet_wrong_hints
+from search.console import announce, loggers, quiet_wrong_hints, restore_loggers
 from search.export import export, rank
 from search.record import WallClock, read_record, search_folder, write_record
 from search.results import EXTENSION, experiment_state, experiments, read_trials
@@ -276,6 +276,7 @@ def search_stage(
             resume_unfinished=True,
             resume_errored=True,
         )
+        restore_loggers(tuner)
     else:
         tuner = make_tuner(settings, folder, placement, demos, base, extension)
     return tuner.fit()
@@ -326,6 +327,7 @@ def finalists_stage(settings, folder: Path, record: dict, placement, demos, base
     experiment = finalists.experiment_of(folder, record)
     if (experiment / "tuner.pkl").exists():
         tuner = finalists.restore(experiment, chosen, demos, base, placement)
+        restore_loggers(tuner)
     else:
         tuner = finalists.make_tuner(
             experiment,

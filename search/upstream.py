@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import optuna
+from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -51,6 +52,19 @@ def optuna_trial(searcher: OptunaSearch, trial_id: str) -> optuna.Trial:
 def optuna_told(searcher: OptunaSearch) -> set[str]:
     """Ray trial ids the searcher has already told the study the end of."""
     return searcher._completed_trials
+
+
+# ---- Tuner.restore (ray.tune.Tuner) ----
+
+
+def restored_callbacks(tuner: tune.Tuner) -> list:
+    """The callbacks a restored Tuner will run with, as a list that can be added to: Ray
+    restores the RunConfig pickled in the experiment's tuner.pkl, callbacks included, and
+    ``Tuner.restore`` takes no new ones."""
+    run_config = tuner._local_tuner.get_run_config()
+    if run_config.callbacks is None:
+        run_config.callbacks = []
+    return run_config.callbacks
 
 
 # ---- Ray Tune's experiment snapshot (experiment_state-*.json in the experiment folder) ----

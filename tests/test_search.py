@@ -20,11 +20,13 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from PIL import Image
+from ray import cloudpickle, tune
 from ray.tune import ResultGrid
 
 from conftest import ROOT, SMOKE, cli, rows
 from core.config import DEFAULT, flat, to_dict
 from search.api import search
+from search.console import restore_loggers
 from search.results import experiment_state
 from search.settings import Settings
 from search.upstream import experiment_snapshot
@@ -496,3 +498,36 @@ def test_a_finished_search_is_extended_by_resume_with_more_samples(tmp_path):
     assert "State: finished." in summary and (folder / "finalists-1").is_dir()
     fewer = cli("--name", "x", "--resume", "--num-samples", 5, cwd=tmp_path)
     assert fewer.returncode == 2 and "not more than the 7 trials" in fewer.stderr
+
+
+def fails_once(config):
+    """Reports 3 iterations; the first time, dies after the first."""
+    marker = Path(config["marker"])
+    for iteration in range(1, 4):
+        tune.report({"eval/return": iteration / 10})
+        if iteration == 1 and not marker.exists():
+            marker.touch()
+            raise RuntimeError("killed")
+
+
+@pytest.mark.slow
+def test_a_search_saved_without_loggers_resumes_with_them(tmp_path):
+    """A search saved by a version that did not give its loggers explicitly (its tuner.pkl
+    holds none, and Ray's own are off here) writes result.json again once resumed."""
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # Ray's workers cannot import this test module: ship fails_once by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        config = {"marker": str(tmp_path / "failed-once")}
+        run = tune.RunConfig(storage_path=str(tmp_path), name="old", callbacks=[])
+        tune.Tuner(fails_once, param_space=config, run_config=run).fit()
+        tuner = tune.Tuner.restore(str(tmp_path / "old"), fails_once, resume_errored=True)
+        restore_loggers(tuner)
+        tuner.fit()
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        ray.shutdown()
+    (result,) = (tmp_path / "old").glob("*/result.json")
+    lines = result.read_text().splitlines()
+    iterations = [json.loads(line)["training_iteration"] for line in lines]
+    assert iterations[-1] == 3

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -62,3 +64,19 @@ def test_a_damaged_experiment_snapshot_is_told_apart_from_none(tmp_path):
     assert upstream.experiment_snapshot(tmp_path) == {}, "no snapshot yet"
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{not json")
     assert upstream.experiment_snapshot(tmp_path) is None
+
+
+def forever(config):
+    """A trainable for the Tuner canary; never run."""
+
+
+def test_a_tuners_callbacks_can_be_added_to(tmp_path):
+    given = JsonLoggerCallback()
+    tuner = tune.Tuner(
+        forever, run_config=tune.RunConfig(storage_path=str(tmp_path), callbacks=[given])
+    )
+    callbacks = upstream.restored_callbacks(tuner)
+    assert callbacks == [given]
+    added = CSVLoggerCallback()
+    callbacks.append(added)
+    assert upstream.restored_callbacks(tuner) == [given, added], "the list the run will use"
