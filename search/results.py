@@ -108,11 +108,16 @@ def experiment_state(folder: Path) -> dict[str, dict]:
 EXTENSION = "more-"  # folder/more-1, more-2, ...: Ray experiments that extended a search
 
 
+def experiment_folder(folder: Path, extension: int) -> Path:
+    """Where the search's own Ray experiment (0) or its ``extension``-th one lives."""
+    return Path(folder) / f"{EXTENSION}{extension}" if extension else Path(folder)
+
+
 def experiments(folder: Path) -> list[Path]:
     """The search's own Ray experiment, then those of its extensions (``--resume
     --num-samples N``), in order."""
-    extensions = sorted(Path(folder).glob(f"{EXTENSION}*"), key=lambda p: int(p.name[5:]))
-    return [Path(folder), *extensions]
+    extensions = Path(folder).glob(f"{EXTENSION}*")
+    return [Path(folder), *sorted(extensions, key=lambda p: int(p.name[len(EXTENSION) :]))]
 
 
 def read_trials(folder: Path, max_iters: int) -> list[Trial]:

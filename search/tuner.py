@@ -31,7 +31,7 @@ from search import cluster, finalists
 from search.console import announce, loggers, quiet_wrong_hints, restore_loggers
 from search.export import export, rank
 from search.record import WallClock, read_record, search_folder, write_record
-from search.results import EXTENSION, experiment_state, experiments, read_trials
+from search.results import experiment_folder, experiment_state, experiments, read_trials
 from search.scheduler import forget_unknown_trials, make_scheduler
 from search.searcher import PruningAwareOptunaSearch, make_sampler
 from search.settings import Settings, base_config, check
@@ -58,6 +58,7 @@ def make_tuner(
     experiment of its own in ``folder/more-k`` for the trials the search was extended by,
     with the same Optuna study (TPE sees every earlier trial) and ASHA's saved rungs."""
     trainable = trainable_for(base, demos, placement)
+    experiment = experiment_folder(folder, extension)
     # The preset's own values are the first trial (Optuna enqueues them), so TPE starts from
     # what is known to work, and the incumbent has a figure in the search's own terms; an
     # earlier search's best configurations follow (--warm-start).
@@ -100,8 +101,8 @@ def make_tuner(
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=f"{EXTENSION}{extension}" if extension else folder.name,
-            storage_path=str((folder if extension else folder.parent).resolve()),
+            name=experiment.name,
+            storage_path=str(experiment.parent.resolve()),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             verbose=1,  # the live trial table, without every trial's config and result box
@@ -266,7 +267,7 @@ def search_stage(
 ) -> ResultGrid:
     """The trials: searcher, scheduler, one Ray experiment in ``folder`` (or, extended, in
     ``folder/more-k``), restored where an interrupted one is."""
-    experiment = folder / f"{EXTENSION}{extension}" if extension else folder
+    experiment = experiment_folder(folder, extension)
     if resume and (experiment / "tuner.pkl").exists():
         known = {t for e in experiments(folder) for t in experiment_state(e)}
         forget_unknown_trials(folder, known)
