@@ -1,17 +1,20 @@
-"""Quality table: each preset trained on each environment with the real `train` command, then
-rolled out on 100 held-out seeds. Prints JSON and writes OUT/table.md.
+"""Quality table: each preset trained on each environment with the real `train` command, on
+several training seeds, and judged on the test episodes (never used to choose anything).
+Prints JSON and writes OUT/table.md and OUT/curves.png.
 
-    python bench/quality.py                      # 5 envs x 3 presets, 2 runs at a time
-    python bench/quality.py --envs MiniGrid-DoorKey-8x8-v0 --presets default bc
+    python bench/quality.py                      # 7 envs; default and bc on 3 seeds, seed on 1
+    python bench/quality.py --envs MiniGrid-FourRooms-v0 --presets default --seeds 3
 
 Runs share the machine (``--jobs`` at a time, one torch thread each), so samples/s is that of
-one run beside another. A run whose metrics.json exists is not trained again.
+one run beside another. A finished run (its metrics.json exists) is not trained again; an
+interrupted one is resumed, so the table can be built over several sittings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -25,88 +28,98 @@ ENVS = [
     "MiniGrid-DoorKey-5x5-v0",
     "MiniGrid-DoorKey-8x8-v0",
     "MiniGrid-SimpleCrossingS9N1-v0",
+    "MiniGrid-LavaCrossingS9N3-v0",
+    "MiniGrid-MultiRoom-N4-S5-v0",
     "MiniGrid-FourRooms-v0",
 ]
-PRESETS = ["default", "seed", "bc"]
+SEEDS = {"default": 3, "bc": 3, "seed": 1}  # the seed preset is a reference point, not a rival
+RUN_FILE = "train.yaml"  # written by `train` when a run starts (run_search.py)
+
+# (metric, header, format): mean over seeds; the quality figures with their 95% interval.
+COLUMNS = [
+    ("test/success", "test success", ".2f"),
+    ("test/return", "test return", ".2f"),
+    ("test/len_ratio", "length / expert", ".2f"),
+    ("test/unseen_episodes", "unseen layouts", ".0f"),
+    ("perf/samples_per_s", "samples/s", ".0f"),
+    ("time/minutes", "minutes a seed", ".1f"),
+]
+WITH_INTERVAL = {"test/success", "test/return", "test/len_ratio"}
 
 
-def command(preset: str, env: str, out: Path, sets: list[str]) -> list[str]:
-    extra = [arg for item in sets for arg in ("--set", item)]
-    return [
-        sys.executable,
-        "run_search.py",
-        "train",
-        "--preset",
-        preset,
-        "--env",
-        env,
-        "--set",
-        "train.eval_episodes=100",
-        "--set",
-        "train.threads=1",
-        *extra,
-        "--out",
-        str(out),
-    ]
+def command(preset: str, env: str, seeds: int, out: Path, sets: list[str]) -> list[str]:
+    train = [sys.executable, "run_search.py", "train", "--out", str(out)]
+    if (out / RUN_FILE).exists():  # an interrupted run: go on from its checkpoints
+        return [*train, "--resume"]
+    extra = [arg for item in ["train.threads=1", *sets] for arg in ("--set", item)]
+    return [*train, "--preset", preset, "--env", env, "--seeds", str(seeds), *extra]
 
 
-def run(preset: str, env: str, root: Path, sets: list[str]) -> dict:
+def run(preset: str, env: str, seeds: int, root: Path, sets: list[str]) -> dict:
     out = root / preset / env
+    row = {"env": env, "preset": preset, "seeds": seeds}
     if not (out / "metrics.json").exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(root / f"{preset}-{env}.log", "w") as log:
-            done = subprocess.run(command(preset, env, out, sets), cwd=ROOT, stdout=log, stderr=log)
-        if done.returncode != 0:  # reported in the table; the other runs go on
-            return {"env": env, "preset": preset, **dict.fromkeys(COLUMNS)}
-    mean = json.loads((out / "metrics.json").read_text())["mean"]
-    return {"env": env, "preset": preset, **{k: mean.get(k) for k in COLUMNS}}
+        with open(root / f"{preset}-{env}.log", "a") as log:
+            done = subprocess.run(
+                command(preset, env, seeds, out, sets), cwd=ROOT, stdout=log, stderr=log
+            )
+        if done.returncode != 0:  # reported in the table as n/a; the other runs go on
+            return row
+    summary = json.loads((out / "metrics.json").read_text())
+    row["seeds"] = len(summary["seeds"])
+    for key, _, _ in COLUMNS:
+        half = summary["ci95"].get(key) if key in WITH_INTERVAL else None
+        row[key] = [summary["mean"].get(key), half]
+    return row
 
 
-COLUMNS = ["eval/success", "eval/return", "eval/len_ratio", "perf/samples_per_s", "time/minutes"]
+def cell(value: list | None, fmt: str) -> str:
+    if value is None or value[0] is None or not math.isfinite(value[0]):
+        return "n/a"
+    mean, half = value
+    return (
+        f"{mean:{fmt}} ± {half:{fmt}}"
+        if half is not None and math.isfinite(half)
+        else f"{mean:{fmt}}"
+    )
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| env | preset | success | return | length / expert | samples/s | minutes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    headers = ["env", "preset", "seeds", *(header for _, header, _ in COLUMNS)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for row in rows:
-        cells = [
-            "n/a"
-            if row[k] is None
-            else f"{row[k]:.0f}"
-            if k.startswith("perf")
-            else f"{row[k]:.2f}"
-            for k in COLUMNS
-        ]
-        lines.append(
-            f"| {row['env'].removeprefix('MiniGrid-')} | {row['preset']} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        cells = [row["env"].removeprefix("MiniGrid-"), row["preset"], str(row["seeds"])]
+        cells += [cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(root: Path, envs: list[str], presets: list[str], path: Path) -> None:
-    """Held-out success against training iterations, one panel per environment."""
+    """Success on the selection episodes against training iterations, mean over seeds, one
+    panel per environment."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(envs), figsize=(3.2 * len(envs), 3), sharey=True)
+    fig, axes = plt.subplots(1, len(envs), figsize=(2.9 * len(envs), 3), sharey=True)
     for ax, env in zip(np.atleast_1d(axes), envs, strict=True):
         for preset in presets:
-            history = root / preset / env / "seed0" / "history.jsonl"
-            if not history.exists():
-                continue
-            rows = [json.loads(line) for line in history.read_text().splitlines()]
-            points = [(r["iteration"], r["eval/success"]) for r in rows if "eval/success" in r]
-            ax.plot(*zip(*points, strict=True), marker="o", label=preset)
+            curves = {}
+            for history in sorted((root / preset / env).glob("seed*/history.jsonl")):
+                for line in history.read_text().splitlines():
+                    r = json.loads(line)
+                    if "eval/success" in r:
+                        curves.setdefault(r["iteration"], []).append(r["eval/success"])
+            if curves:
+                ax.plot(
+                    list(curves), [np.mean(v) for v in curves.values()], marker="o", label=preset
+                )
         ax.set_title(env.removeprefix("MiniGrid-"), fontsize=9)
         ax.set_xlabel("iteration (100 updates)")
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("success, 100 held-out episodes")
+    np.atleast_1d(axes)[0].set_ylabel("success, selection episodes")
     np.atleast_1d(axes)[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -115,14 +128,19 @@ def plot(root: Path, envs: list[str], presets: list[str], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=ENVS)
-    parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument("--presets", nargs="+", default=list(SEEDS))
+    parser.add_argument(
+        "--seeds", type=int, help="training seeds for every preset (default: SEEDS)"
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "quality")
     parser.add_argument("--set", action="append", default=[], help="extra overrides, all runs")
     args = parser.parse_args()
-    jobs = [(p, e) for e in args.envs for p in args.presets]
+    # Preset by preset, so that a table cut short has whole presets rather than whole envs.
+    jobs = [(p, e, args.seeds or SEEDS.get(p, 3)) for p in args.presets for e in args.envs]
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda job: run(*job, args.out, args.set), jobs))
+    rows.sort(key=lambda row: (args.envs.index(row["env"]), args.presets.index(row["preset"])))
     (args.out / "table.md").write_text(table(rows))
     plot(args.out, args.envs, args.presets, args.out / "curves.png")
     print(json.dumps(rows, indent=2))
