@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -56,8 +57,9 @@ def latency_ms(policy: Policy, env_id: str, calls: int) -> list[float]:
 
 
 def bare_steps_per_s(env_id: str, seconds: float, seed: int = 0) -> float:
-    """env.step with random actions, resetting at the end of an episode; resets not timed."""
-    env = make_env(env_id)
+    """env.step with random actions, resetting at the end of an episode; resets not timed. The
+    environment as MiniGrid ships it (its own view code, not data/view.py's)."""
+    env = gym.make(env_id)
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     steps, busy = 0, 0.0

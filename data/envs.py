@@ -13,6 +13,7 @@ import minigrid  # noqa: F401  (importing registers the MiniGrid-* ids with gymn
 import numpy as np
 
 from data.errors import BadInput
+from data.view import grid_encoding, observation
 
 FAMILIES = (
     "Empty",
@@ -63,10 +64,14 @@ def check_env_id(env_id: str) -> None:
 
 
 def make_env(env_id: str, render_mode: str | None = None, checked: bool = True) -> gym.Env:
-    """`gym.make` for a supported id; raises BadInput for any other. ``checked=False`` leaves
-    out gymnasium's passive checker (it inspects the first step's observation)."""
+    """`gym.make` for a supported id, observing through the fast view (data/view.py: the
+    same arrays as MiniGrid's); raises BadInput for any other. ``checked=False`` leaves out
+    gymnasium's passive checker (it inspects the first step's observation)."""
     check_env_id(env_id)
-    return gym.make(env_id, render_mode=render_mode, disable_env_checker=not checked)
+    env = gym.make(env_id, render_mode=render_mode, disable_env_checker=not checked)
+    u = env.unwrapped
+    u.gen_obs = lambda: observation(u)  # an instance attribute: this env only
+    return env
 
 
 def observe_lazily(env: gym.Env):
@@ -116,7 +121,7 @@ def full_state(env: gym.Env) -> bytes:
     u = env.unwrapped
     carrying = u.carrying.encode() if u.carrying is not None else (0, 0, 0)
     agent = np.array([*u.agent_pos, u.agent_dir, *carrying], dtype=np.int64)
-    return agent.tobytes() + u.grid.encode().tobytes()
+    return agent.tobytes() + grid_encoding(u.grid).tobytes()
 
 
 def layouts(env_id: str, env_seeds) -> list[bytes]:

@@ -1,0 +1,76 @@
+"""The fast view and full-state encoding (data/view.py) against MiniGrid's own functions, at
+every step of episodes that wander (random actions) and that make progress (the expert's
+plan: keys picked up and carried, doors opened), in every supported environment."""
+
+import numpy as np
+import pytest
+from minigrid.minigrid_env import MiniGridEnv
+
+from data.envs import full_state, make_env, supported_env_ids
+from data.expert import shortest_plan
+from data.view import grid_encoding, observation
+
+
+def minigrid_observation(u) -> dict:
+    return MiniGridEnv.gen_obs(u)  # the class's method: make_env replaced the instance's
+
+
+def wander(env, seed: int, steps: int, rng: np.random.Generator):
+    """Yield the unwrapped env after reset and after every step: first ``seed % 4`` left turns
+    (so every direction is seen), then the expert's next action half the time (so doors open
+    and keys are carried), else any of the seven actions."""
+    env.reset(seed=seed)
+    u = env.unwrapped
+    yield u
+    for step in range(steps):
+        plan = shortest_plan(env) if rng.random() < 0.5 else None
+        action = 0 if step < seed % 4 else plan[0] if plan else int(rng.integers(0, 7))
+        _, _, terminated, truncated, _ = env.step(action)
+        yield u
+        if terminated or truncated:
+            break
+
+
+@pytest.mark.parametrize("env_id", supported_env_ids())
+def test_view_and_state_are_minigrids(env_id):
+    env = make_env(env_id)
+    rng = np.random.default_rng(0)
+    seen = {"directions": set(), "carrying": 0, "hidden": 0}
+    for seed in range(4):
+        for u in wander(env, seed, 60, rng):
+            expected = minigrid_observation(u)
+            got = observation(u)
+            assert got["image"].dtype == expected["image"].dtype == np.uint8
+            np.testing.assert_array_equal(got["image"], expected["image"])
+            assert got["direction"] == expected["direction"]
+            assert got["mission"] == expected["mission"]
+            np.testing.assert_array_equal(grid_encoding(u.grid), u.grid.encode())
+            seen["directions"].add(u.agent_dir)
+            seen["carrying"] += u.carrying is not None
+            seen["hidden"] += int((expected["image"][..., 0] == 0).any())
+    assert seen["directions"] == {0, 1, 2, 3}
+    if "DoorKey" in env_id:
+        assert seen["carrying"], "no step carried the key: the carried-object cell went untested"
+    if not u.see_through_walls:
+        assert seen["hidden"], "no view had a hidden cell: the visibility sweep went untested"
+
+
+def test_envs_observe_through_the_fast_view():
+    env = make_env("MiniGrid-DoorKey-8x8-v0")
+    obs, _ = env.reset(seed=3)
+    u = env.unwrapped
+    np.testing.assert_array_equal(obs["image"], minigrid_observation(u)["image"])
+    for action in shortest_plan(env)[:-1]:
+        obs, *_ = env.step(action)
+        np.testing.assert_array_equal(obs["image"], minigrid_observation(u)["image"])
+    assert u.carrying is not None or any(
+        o is not None and o.type == "door" and o.is_open for o in u.grid.grid
+    )
+
+
+def test_full_state_is_the_grids_own_encoding():
+    env = make_env("MiniGrid-FourRooms-v0")
+    env.reset(seed=1)
+    u = env.unwrapped
+    agent = np.array([*u.agent_pos, u.agent_dir, 0, 0, 0], dtype=np.int64)
+    assert full_state(env) == agent.tobytes() + u.grid.encode().tobytes()
