@@ -5,6 +5,9 @@ to the tensors the trainer batches from.
     python -m bench.data                          # from the repository root; prints JSON
     python -m bench.data --env MiniGrid-FourRooms-v0 --episodes 500
 
+The view timings put data/view.py beside what it replaces: MiniGrid's own ``gen_obs`` and
+``Grid.encode``, called on the same states of a random walk.
+
 The build is what a search or ``train`` does on a cache miss: generate, save (.npz and its
 sidecar, into a temporary folder), load back, and turn the training split into tensors.
 The bare environment's steps/s, measured in the same run, puts the expert's cost in scale.
@@ -17,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from minigrid.minigrid_env import MiniGridEnv
 
 from bench.control import bare_steps_per_s
 from bench.measure import emit, load, machine, median
@@ -27,6 +32,7 @@ from data.demos import load as load_demos
 from data.demos import save as save_demos
 from data.envs import episode_seeds, make_env
 from data.expert import shortest_plan
+from data.view import grid_encoding, observation
 
 
 def plans_per_s(env_id: str, episodes: int) -> float:
@@ -41,6 +47,37 @@ def plans_per_s(env_id: str, episodes: int) -> float:
         busy += time.perf_counter() - start
     env.close()
     return episodes / busy
+
+
+def view_us(env_id: str, states: int = 50, calls: int = 20) -> dict[str, float]:
+    """Microseconds a call of MiniGrid's view and full-grid encoding and of data/view.py's,
+    each over the same ``states`` states of a random walk (``calls`` calls a state)."""
+    env = make_env(env_id)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    walk = []
+    for _ in range(states):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 3)))
+        if terminated or truncated:
+            env.reset(seed=len(walk))
+        u = env.unwrapped
+        walk.append((tuple(u.agent_pos), u.agent_dir))
+    functions = {
+        "view_minigrid": lambda u: MiniGridEnv.gen_obs(u),
+        "view_fast": observation,
+        "grid_encode_minigrid": lambda u: u.grid.encode(),
+        "grid_encode_fast": lambda u: grid_encoding(u.grid),
+    }
+    u, busy = env.unwrapped, dict.fromkeys(functions, 0.0)
+    for position, direction in walk:
+        u.agent_pos, u.agent_dir = position, direction
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                function(u)
+            busy[name] += time.perf_counter() - start
+    env.close()
+    return {name: 1e6 * seconds / (states * calls) for name, seconds in busy.items()}
 
 
 def build(env_id: str, episodes: int, noise: float, folder: Path) -> dict:
@@ -77,6 +114,7 @@ def main() -> None:
             timings = build(args.env, args.episodes, args.noise, Path(folder))
             timings["plans_per_s"] = plans_per_s(args.env, 200)
             timings["bare_env_steps_per_s"] = bare
+            timings.update(view_us(args.env))
             rounds.append(timings)
     pick = {k: median([r[k] for r in rounds]) for k in rounds[0]}
     emit(
@@ -91,6 +129,8 @@ def main() -> None:
             "expert_steps_per_s": round(pick["samples"] / pick["generate_s"], 1),
             "plans_per_s": round(pick["plans_per_s"], 1),
             "bare_env_steps_per_s": round(pick["bare_env_steps_per_s"], 1),
+            "view_us": {k: round(pick[f"view_{k}"], 1) for k in ("minigrid", "fast")},
+            "grid_encode_us": {k: round(pick[f"grid_encode_{k}"], 1) for k in ("minigrid", "fast")},
             "build_s": round(pick["build_s"], 2),
             "build_parts_s": {
                 k: round(pick[k], 3) for k in ("generate_s", "save_s", "load_and_tensors_s")
