@@ -5,6 +5,7 @@ which the shortest-path expert in `data.expert` can always achieve.
 """
 
 import difflib
+import types
 import typing
 from typing import Literal
 
@@ -70,7 +71,9 @@ def make_env(env_id: str, render_mode: str | None = None, checked: bool = True) 
     check_env_id(env_id)
     env = gym.make(env_id, render_mode=render_mode, disable_env_checker=not checked)
     u = env.unwrapped
-    u.gen_obs = lambda: observation(u)  # an instance attribute: this env only
+    # An instance attribute (this env only), bound as a method so that a deep copy of the env
+    # observes itself, not the env it was copied from.
+    u.gen_obs = types.MethodType(observation, u)
     return env
 
 

@@ -2,6 +2,8 @@
 every step of episodes that wander (random actions) and that make progress (the expert's
 plan: keys picked up and carried, doors opened), in every supported environment."""
 
+import copy
+
 import numpy as np
 import pytest
 from minigrid.minigrid_env import MiniGridEnv
@@ -66,6 +68,15 @@ def test_envs_observe_through_the_fast_view():
     assert u.carrying is not None or any(
         o is not None and o.type == "door" and o.is_open for o in u.grid.grid
     )
+
+
+def test_a_copied_env_observes_itself():
+    env = make_env("MiniGrid-DoorKey-8x8-v0")
+    env.reset(seed=0)
+    copied = copy.deepcopy(env)
+    obs, *_ = copied.step(1)  # turn right: only the copy's view changes
+    np.testing.assert_array_equal(obs["image"], minigrid_observation(copied.unwrapped)["image"])
+    assert obs["direction"] != env.unwrapped.agent_dir
 
 
 def test_full_state_is_the_grids_own_encoding():
