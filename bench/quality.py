@@ -4,6 +4,7 @@ Prints JSON and writes OUT/table.md and OUT/curves.png.
 
     python bench/quality.py                      # 7 envs; default and bc on 3 seeds, seed on 1
     python bench/quality.py --envs MiniGrid-FourRooms-v0 --presets default --seeds 3
+    python bench/quality.py --report             # the table of what has finished so far
 
 Runs share the machine (``--jobs`` at a time, one torch thread each), so samples/s is that of
 one run beside another. A finished run (its metrics.json exists) is not trained again; an
@@ -55,9 +56,13 @@ def command(preset: str, env: str, seeds: int, out: Path, sets: list[str]) -> li
     return [*train, "--preset", preset, "--env", env, "--seeds", str(seeds), *extra]
 
 
-def run(preset: str, env: str, seeds: int, root: Path, sets: list[str]) -> dict:
+def run(preset: str, env: str, seeds: int, root: Path, sets: list[str], train: bool) -> dict:
+    """One row of the table: trains the run first unless it is finished or ``train`` is off
+    (then an unfinished run is an empty row)."""
     out = root / preset / env
     row = {"env": env, "preset": preset, "seeds": seeds}
+    if not (out / "metrics.json").exists() and not train:
+        return row
     if not (out / "metrics.json").exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(root / f"{preset}-{env}.log", "a") as log:
@@ -92,6 +97,29 @@ def table(rows: list[dict]) -> str:
         cells = [row["env"].removeprefix("MiniGrid-"), row["preset"], str(row["seeds"])]
         cells += [cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def versus(rows: list[dict], preset: str = "default", rival: str = "bc") -> str:
+    """Per environment: ``preset``'s test success against ``rival``'s, and whether their 95%
+    intervals say which is ahead."""
+    found = {(row["env"], row["preset"]): row.get("test/success") for row in rows}
+    lines = [
+        f"| env | {preset} − {rival}, test success | verdict |",
+        "| --- | --- | --- |",
+    ]
+    for env in dict.fromkeys(row["env"] for row in rows):
+        a, b = found.get((env, preset)), found.get((env, rival))
+        if not a or not b or None in (*a, *b):
+            continue
+        (mean_a, half_a), (mean_b, half_b) = a, b
+        if mean_a - half_a > mean_b + half_b:
+            verdict = f"{preset} ahead (intervals apart)"
+        elif mean_b - half_b > mean_a + half_a:
+            verdict = f"{rival} ahead (intervals apart)"
+        else:
+            verdict = "level within the intervals"
+        lines.append(f"| {env.removeprefix('MiniGrid-')} | {mean_a - mean_b:+.2f} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,16 +163,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "quality")
     parser.add_argument("--set", action="append", default=[], help="extra overrides, all runs")
+    parser.add_argument(
+        "--report", action="store_true", help="train nothing: the table of the finished runs"
+    )
     args = parser.parse_args()
     # Preset by preset, so that a table cut short has whole presets rather than whole envs.
     jobs = [(p, e, args.seeds or SEEDS.get(p, 3)) for p in args.presets for e in args.envs]
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda job: run(*job, args.out, args.set), jobs))
+        rows = list(pool.map(lambda job: run(*job, args.out, args.set, not args.report), jobs))
     rows.sort(key=lambda row: (args.envs.index(row["env"]), args.presets.index(row["preset"])))
-    (args.out / "table.md").write_text(table(rows))
+    (args.out / "table.md").write_text(table(rows) + "\n" + versus(rows))
     plot(args.out, args.envs, args.presets, args.out / "curves.png")
     print(json.dumps(rows, indent=2))
     print(table(rows))
+    print(versus(rows))
 
 
 if __name__ == "__main__":
