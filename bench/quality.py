@@ -125,30 +125,38 @@ def versus(rows: list[dict], preset: str = "default", rival: str = "bc") -> str:
 
 def plot(root: Path, envs: list[str], presets: list[str], path: Path) -> None:
     """Success on the selection episodes against training iterations, mean over seeds, one
-    panel per environment."""
+    panel per environment (four to a row) and one legend for all."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(envs), figsize=(2.9 * len(envs), 3), sharey=True)
-    for ax, env in zip(np.atleast_1d(axes), envs, strict=True):
+    columns = min(4, len(envs))
+    rows = -(-len(envs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    colours = dict(zip(presets, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    for ax, env in zip(axes.flat, envs, strict=False):
         for preset in presets:
-            curves = {}
+            curves: dict[int, list[float]] = {}
             for history in sorted((root / preset / env).glob("seed*/history.jsonl")):
                 for line in history.read_text().splitlines():
                     r = json.loads(line)
                     if "eval/success" in r:
                         curves.setdefault(r["iteration"], []).append(r["eval/success"])
             if curves:
-                ax.plot(
-                    list(curves), [np.mean(v) for v in curves.values()], marker="o", label=preset
-                )
+                means = [np.mean(v) for v in curves.values()]
+                ax.plot(list(curves), means, marker="o", color=colours[preset], label=preset)
         ax.set_title(env.removeprefix("MiniGrid-"), fontsize=9)
-        ax.set_xlabel("iteration (100 updates)")
+        ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("success, selection episodes")
-    np.atleast_1d(axes)[0].legend()
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration (100 updates)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("success, selection episodes")
+    for ax in axes.flat[len(envs) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colours[p], marker="o", label=p) for p in presets]
+    fig.legend(handles=handles, loc="lower right", title="preset (mean over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
