@@ -51,31 +51,26 @@ def plans_per_s(env_id: str, episodes: int) -> float:
 
 def view_us(env_id: str, states: int = 50, calls: int = 20) -> dict[str, float]:
     """Microseconds a call of MiniGrid's view and full-grid encoding and of data/view.py's,
-    each over the same ``states`` states of a random walk (``calls`` calls a state)."""
-    env = make_env(env_id)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    walk = []
-    for _ in range(states):
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 3)))
-        if terminated or truncated:
-            env.reset(seed=len(walk))
-        u = env.unwrapped
-        walk.append((tuple(u.agent_pos), u.agent_dir))
+    each on the same ``states`` states of a random walk (``calls`` calls a state)."""
     functions = {
         "view_minigrid": lambda u: MiniGridEnv.gen_obs(u),
         "view_fast": observation,
         "grid_encode_minigrid": lambda u: u.grid.encode(),
         "grid_encode_fast": lambda u: grid_encoding(u.grid),
     }
-    u, busy = env.unwrapped, dict.fromkeys(functions, 0.0)
-    for position, direction in walk:
-        u.agent_pos, u.agent_dir = position, direction
+    busy = dict.fromkeys(functions, 0.0)
+    env = make_env(env_id)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for state in range(states):
         for name, function in functions.items():
             start = time.perf_counter()
             for _ in range(calls):
-                function(u)
+                function(env.unwrapped)
             busy[name] += time.perf_counter() - start
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 3)))
+        if terminated or truncated:
+            env.reset(seed=state + 1)
     env.close()
     return {name: 1e6 * seconds / (states * calls) for name, seconds in busy.items()}
 

@@ -34,7 +34,9 @@ ENVS = [
     "MiniGrid-FourRooms-v0",
 ]
 SEEDS = {"default": 3, "bc": 3, "seed": 1}  # the seed preset is a reference point, not a rival
-RUN_FILE = "train.yaml"  # written by `train` when a run starts (run_search.py)
+# run_search.RUN_FILE, what `train` writes when a run starts. Not imported: run as a file,
+# this script has bench/ first on sys.path, where bench/data.py hides the data package.
+RUN_FILE = "train.yaml"
 
 # (metric, header, format): mean over seeds; the quality figures with their 95% interval.
 COLUMNS = [

@@ -35,6 +35,11 @@ def view_cells(size: int, direction: int) -> tuple[list[int], list[int]]:
     return dx.ravel().tolist(), dy.ravel().tolist()
 
 
+def agent_cell(size: int) -> int:
+    """Where the agent stands in its own view, (size // 2, size - 1), as a flat [i, j] index."""
+    return (size // 2) * size + size - 1
+
+
 def agent_view(u) -> np.ndarray:
     """What ``u.gen_obs()["image"]`` is, for the unwrapped env ``u``: (size, size, 3) uint8."""
     size = u.agent_view_size
@@ -52,8 +57,7 @@ def agent_view(u) -> np.ndarray:
         opaque = [obj is WALL or (obj is not None and not obj.see_behind()) for obj in objects]
         visible = visibility(opaque, size)
         cells = [cell if seen else (0, 0, 0) for cell, seen in zip(cells, visible, strict=True)]
-    agent = (size // 2) * size + size - 1  # the agent's cell, (size // 2, size - 1)
-    cells[agent] = EMPTY if u.carrying is None else u.carrying.encode()
+    cells[agent_cell(size)] = EMPTY if u.carrying is None else u.carrying.encode()
     return np.array(cells, dtype=np.uint8).reshape(size, size, 3)
 
 
@@ -62,7 +66,7 @@ def visibility(opaque: list[bool], size: int) -> list[bool]:
     row by row away from the agent, light spreads sideways and one row on from every visible
     cell that is not opaque."""
     mask = [False] * (size * size)
-    mask[(size // 2) * size + size - 1] = True
+    mask[agent_cell(size)] = True
     for j in reversed(range(size)):
         for i in range(size - 1):
             if mask[i * size + j] and not opaque[i * size + j]:
