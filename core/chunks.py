@@ -3,7 +3,8 @@ what a policy with memory remembers of the steps before it.
 
 The whole dataset lives on the device and batches are drawn by index, so no per-sample Python
 runs in the training loop. Earlier steps are not copied: each row names the rows of its
-episode's ``history`` previous steps, and a batch gathers them.
+episode's ``history`` previous steps, and a batch gathers them. The square of the map around
+the agent (``model.map``) depends on every earlier view, so each row keeps its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from core.tokens import NO_STEP, Past
 from data.demos import Demos
+from data.known_map import episode_maps
 
 
 def earlier_rows(episode: np.ndarray, step: np.ndarray, history: int) -> np.ndarray:
@@ -37,14 +39,16 @@ def earlier_rows(episode: np.ndarray, step: np.ndarray, history: int) -> np.ndar
 @dataclass
 class Chunks:
     """Observations and the expert's shortest plan from each (its first ``horizon`` actions,
-    padded with DONE past the end of the episode), the action taken there, and the rows of
-    the steps before each (``previous``, -1 where the episode had not begun)."""
+    padded with DONE past the end of the episode), the action taken there, the rows of
+    the steps before each (``previous``, -1 where the episode had not begun) and the square of
+    the map around the agent there (S = 0 without a map)."""
 
     image: torch.Tensor  # (N, 7, 7, 3) uint8
     direction: torch.Tensor  # (N,) long
     actions: torch.Tensor  # (N, H) long
     executed: torch.Tensor  # (N,) long
     previous: torch.Tensor  # (N, M) long
+    map: torch.Tensor  # (N, S, S, 3) uint8
 
     @classmethod
     def from_arrays(
@@ -55,25 +59,31 @@ class Chunks:
         executed: np.ndarray,
         episode: np.ndarray,
         step: np.ndarray,
+        known: np.ndarray,
         horizon: int,
         history: int,
         device,
     ) -> Chunks:
-        """(N, 7, 7, 3) views, (N,) directions, (N, >= horizon) expert plans and (N,) actions
-        taken, each row step ``step`` of episode ``episode``."""
+        """(N, 7, 7, 3) views, (N,) directions, (N, >= horizon) expert plans, (N,) actions
+        taken, each row step ``step`` of episode ``episode``, and (N, S, S, 3) squares of the
+        map around the agent."""
         return cls(
             torch.from_numpy(np.asarray(image, dtype=np.uint8)).to(device),
             torch.from_numpy(np.asarray(direction, dtype=np.int64)).to(device),
             torch.from_numpy(np.asarray(plan, dtype=np.int64)[:, :horizon]).to(device),
             torch.from_numpy(np.asarray(executed, dtype=np.int64)).to(device),
             torch.from_numpy(earlier_rows(episode, step, history)).to(device),
+            torch.from_numpy(np.asarray(known, dtype=np.uint8)).to(device),
         )
 
     @classmethod
-    def from_demos(cls, demos: Demos, horizon: int, history: int, device) -> Chunks:
+    def from_demos(cls, demos: Demos, horizon: int, history: int, map_size: int, device) -> Chunks:
         lengths = np.diff(demos.episode_start)
         episode = np.repeat(np.arange(demos.episodes), lengths)
         step = np.arange(demos.samples) - np.repeat(demos.episode_start[:-1], lengths)
+        known = episode_maps(
+            demos.image, demos.direction, demos.position, demos.episode_start, map_size
+        )
         return cls.from_arrays(
             demos.image,
             demos.direction,
@@ -81,6 +91,7 @@ class Chunks:
             demos.executed,
             episode,
             step,
+            known,
             horizon,
             history,
             device,
@@ -95,7 +106,7 @@ class Chunks:
         known = rows >= 0
         rows = rows.clamp(min=0)  # rows before an episode read row 0, then are marked NO_STEP
         action = torch.where(known, self.executed[rows], NO_STEP)
-        return Past(self.image[rows], self.direction[rows], action)
+        return Past(self.image[rows], self.direction[rows], action, self.map[index])
 
     def extend(self, other: Chunks) -> Chunks:
         """These rows, then ``other``'s (its ``previous`` rows shifted to match)."""
@@ -106,6 +117,7 @@ class Chunks:
             torch.cat([self.actions, other.actions]),
             torch.cat([self.executed, other.executed]),
             torch.cat([self.previous, shifted]),
+            torch.cat([self.map, other.map]),
         )
 
     def tail(self, start: int) -> dict[str, torch.Tensor]:
@@ -120,4 +132,5 @@ class Chunks:
             "actions": self.actions[start:].cpu().clone(),
             "executed": self.executed[start:].cpu().clone(),
             "previous": torch.where(previous >= 0, previous - start, -1).cpu().clone(),
+            "map": self.map[start:].cpu().clone(),
         }

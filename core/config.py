@@ -19,6 +19,7 @@ import yaml
 from core import fields
 from core.diffusion import SCHEDULES
 from core.fields import NON_NEGATIVE, POSITIVE, PROBABILITY, Range, setting
+from core.tokens import MapTokenizer
 from data.demos import PLAN_LENGTH
 from data.envs import check_env_id
 from data.errors import BadInput
@@ -68,6 +69,13 @@ class ModelConfig:
         0,
         "memory: earlier steps the policy reads besides the current view (their views and the "
         "actions taken), one token each; 0: the current view only",
+        NON_NEGATIVE,
+    )
+    map: int = setting(
+        0,
+        "memory: the map of every cell seen so far, read as the square this many cells a side "
+        "around the agent in its own frame (an odd multiple of 3: 9, 15, 21, ...), one token "
+        "per 3x3 patch; 0: no map",
         NON_NEGATIVE,
     )
 
@@ -240,6 +248,12 @@ def validate(config: Config) -> Config:
         raise BadInput(
             "model.layout=encoder lays out the state tokens in context: it needs "
             "model.conditioning=prefix (or use model.layout=joint)"
+        )
+    patch = MapTokenizer.PATCH
+    if m.map and (m.map % patch or m.map % 2 == 0):
+        raise BadInput(
+            f"model.map={m.map} must be an odd multiple of {patch} (the agent at the centre, "
+            f"the square cut into {patch}x{patch} patches): use e.g. 15, or 0 for no map"
         )
     if d.exec_steps > m.horizon:
         raise BadInput(

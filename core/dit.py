@@ -19,7 +19,9 @@ With ``prefix``, ``ModelConfig.layout`` says how the state tokens take part:
 
 With ``ModelConfig.history`` M > 0 the policy remembers its last M steps: one token each
 (``PastTokenizer``: the view, the direction, the action taken, the age) stands in front of the
-current view's 49 tokens and takes part exactly as they do.
+current view's 49 tokens and takes part exactly as they do. With ``ModelConfig.map`` S > 0 the
+square of the map of what it has seen around it (S x S cells, ``MapTokenizer``: one token per
+3 x 3 patch) stands there too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.config import ModelConfig
-from core.tokens import NUM_ACTIONS, VOCAB, Past, PastTokenizer, StateTokenizer
+from core.tokens import NUM_ACTIONS, VOCAB, MapTokenizer, Past, PastTokenizer, StateTokenizer
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -150,6 +152,8 @@ class DiT(nn.Module):
         self.state = StateTokenizer(D)
         if config.history:
             self.past = PastTokenizer(D, config.history)
+        if config.map:
+            self.known = MapTokenizer(D, config.map)
         self.action = nn.Embedding(VOCAB, D)
         self.action_position = nn.Parameter(torch.zeros(1, config.horizon, D))
         self.time = TimestepEmbedder(D)
@@ -194,14 +198,19 @@ class DiT(nn.Module):
     def encode(self, image: torch.Tensor, direction: torch.Tensor, past: Past | None = None):
         """What the denoiser reads of the observation (and, with memory, of the ``past``
         steps); it does not depend on t or on the action tokens, so a sampler computes it
-        once per plan, not once per denoising step. The state tokens (B, S, D), S = M + 49, or
-        with the encoder layout each block's state keys and values."""
+        once per plan, not once per denoising step. The state tokens (B, S, D), S = P + M + 49
+        (P map patches, M remembered steps), or with the encoder layout each block's state keys
+        and values."""
         state = self.state(image, direction)  # (B, 49, D)
-        if self.config.history:
+        m = self.config
+        if m.history or m.map:
             if past is None:
-                past = Past.empty(len(image), self.config.history, image.device)
-            remembered = self.past(past.image, past.direction, past.action)  # (B, M, D)
-            state = torch.cat([remembered, state], dim=1)  # (B, M + 49, D)
+                past = Past.empty(len(image), m.history, m.map, image.device)
+            if m.history:
+                remembered = self.past(past.image, past.direction, past.action)  # (B, M, D)
+                state = torch.cat([remembered, state], dim=1)  # (B, M + 49, D)
+            if m.map:
+                state = torch.cat([self.known(past.map), state], dim=1)  # (B, P + M + 49, D)
         if self.config.layout != "encoder":
             return state
         memory = []

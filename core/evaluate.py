@@ -31,6 +31,7 @@ from data.demos import padded
 from data.envs import episode_seeds, full_state, layouts, make_env, observe_lazily
 from data.expert import shortest_plan
 from data.files import write_atomically
+from data.known_map import KnownMap
 from data.teachers import Expert, teachers
 
 
@@ -112,9 +113,11 @@ def play_episodes(
 ) -> list[Episode]:
     """Roll the policy out on the given env seeds, one Episode each. If ``visits`` is a list,
     every state the policy acts in is appended to it as (image, direction, the ``expert``'s
-    plan from there, the action taken, the episode's index, the step's index). Without visits
-    and without memory, views are made only where the policy plans from them."""
+    plan from there, the action taken, the episode's index, the step's index, the square of
+    the map around the agent). Without visits and without memory, views are made only where
+    the policy plans from them."""
     envs, obs, runs, seen, observe, remembered = [], [], [], [], [], []
+    m = policy.config.model
     for i, env_seed in enumerate(env_seeds):
         mode = "rgb_array" if frames is not None and i == 0 else None
         env = make_env(env_id, render_mode=mode, checked=False)
@@ -123,9 +126,10 @@ def play_episodes(
         envs.append(env)
         obs.append(observation)
         seen.append(set())
-        lazy = visits is None and not policy.history
+        lazy = visits is None and not policy.memory
         observe.append(observe_lazily(env) if lazy else None)
-        remembered.append(PastSteps(policy.history))
+        remembered.append(Memory(m.history, m.map, env))
+        remembered[i].see(observation, env)
     if frames is not None:
         frames.append(envs[0].render())
     queues: list[list[int]] = [[] for _ in envs]
@@ -134,7 +138,7 @@ def play_episodes(
     while True:
         replan = [i for i, run in enumerate(runs) if not run.done and not queues[i]]
         for i in replan if policy.deterministic else ():
-            # With memory, the plan also depends on the steps remembered: only when both
+            # With memory, the plan also depends on what is remembered: only when both
             # repeat is the next plan, and so everything after, the same as before.
             key = full_state(envs[i]) + remembered[i].key()
             if key in seen[i]:
@@ -147,7 +151,7 @@ def play_episodes(
         if replan:
             images = np.stack([obs[i]["image"] for i in replan])
             directions = np.array([obs[i]["direction"] for i in replan], dtype=np.int64)
-            past = PastSteps.stack([remembered[i] for i in replan]) if policy.history else None
+            past = Memory.stack([remembered[i] for i in replan]) if policy.memory else None
             for i, actions in zip(replan, policy.plan(images, directions, past), strict=True):
                 queues[i] = [int(a) for a in actions]
         live = [i for i, run in enumerate(runs) if not run.done]
@@ -160,12 +164,15 @@ def play_episodes(
                 plan = taught[i].label(envs[i], obs[i])
                 if plan is not None:  # no plan from here: nothing to learn
                     view = obs[i]["image"], obs[i]["direction"]
-                    visits.append((*view, padded(list(plan)), action, i, run.length))
+                    where = i, run.length, remembered[i].square
+                    visits.append((*view, padded(list(plan)), action, *where))
             remembered[i].add(obs[i], action)
             observation, reward, terminated, truncated, _ = envs[i].step(action)
             if visits is not None and not (terminated or truncated):
                 taught[i].moved(plan, action, envs[i])
             obs[i] = observation
+            if observation is not None:
+                remembered[i].see(observation, envs[i])
             run.length += 1
             run.reward += float(reward)
             if frames is not None and i == 0:
@@ -179,21 +186,34 @@ def play_episodes(
     return runs
 
 
-class PastSteps:
-    """The last ``history`` steps of one episode, as a policy with memory reads them."""
+class Memory:
+    """What a policy with memory keeps of one episode: its last ``history`` steps, and with a
+    map (``map`` > 0) the map of what it has seen and the square of it around the agent now."""
 
-    def __init__(self, history: int):
+    def __init__(self, history: int, map_size: int, env):
         self.steps: deque = deque(maxlen=history)
         self.history = history
+        u = env.unwrapped
+        self.known = KnownMap(max(u.grid.width, u.grid.height), map_size) if map_size else None
+        self.square = np.zeros((map_size, map_size, 3), dtype=np.uint8)
+
+    def see(self, observation: dict, env) -> None:
+        """The agent's view from where it stands now goes onto the map."""
+        if self.known is not None:
+            u = env.unwrapped
+            self.known.observe(observation["image"], observation["direction"], u.agent_pos)
+            self.square = self.known.around(u.agent_dir, u.agent_pos)
 
     def add(self, observation: dict, action: int) -> None:
+        """The step taken: ``action`` where ``observation`` was seen."""
         if self.history:
             self.steps.appendleft((observation["image"], observation["direction"], action))
 
     @staticmethod
-    def stack(memories: list[PastSteps]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Views (B, M, 7, 7, 3), directions (B, M), actions (B, M), most recent first; steps
-        from before the episode began are blank views with the action NO_STEP."""
+    def stack(memories: list[Memory]) -> tuple[np.ndarray, ...]:
+        """Views (B, M, 7, 7, 3), directions (B, M), actions (B, M), most recent first (steps
+        from before the episode began are blank views with the action NO_STEP), and the
+        squares of the maps (B, S, S, 3)."""
         history = memories[0].history
         image = np.zeros((len(memories), history, VIEW, VIEW, 3), dtype=np.uint8)
         direction = np.zeros((len(memories), history), dtype=np.int64)
@@ -201,13 +221,14 @@ class PastSteps:
         for b, memory in enumerate(memories):
             for age, (view, facing, taken) in enumerate(memory.steps):
                 image[b, age], direction[b, age], action[b, age] = view, facing, taken
-        return image, direction, action
+        return image, direction, action, np.stack([memory.square for memory in memories])
 
     def key(self) -> bytes:
-        """What the policy reads of these steps, as bytes (empty without memory)."""
-        return b"".join(
+        """What the policy reads of its memory, as bytes (empty without memory)."""
+        steps = b"".join(
             view.tobytes() + bytes([facing, taken]) for view, facing, taken in self.steps
         )
+        return steps + self.square.tobytes()
 
 
 def evaluate_checkpoint(

@@ -36,17 +36,19 @@ class Policy:
         return d.temperature == 0 and d.sampler == "confidence"
 
     @property
-    def history(self) -> int:
-        """How many earlier steps the policy reads (``model.history``)."""
-        return self.config.model.history
+    def memory(self) -> bool:
+        """Whether the policy reads more than the current view: earlier steps
+        (``model.history``) or the map of what it has seen (``model.map``)."""
+        m = self.config.model
+        return bool(m.history or m.map)
 
     def plan(
         self, images: np.ndarray, directions: np.ndarray, past: tuple | None = None
     ) -> np.ndarray:
         """(B, 7, 7, 3), (B,) and, for a policy with memory, ``past``: the last ``history``
         steps' views (B, M, 7, 7, 3), directions (B, M) and actions (B, M) (NO_STEP before the
-        episode began; None: at its start) -> the first exec_steps actions of each plan,
-        (B, exec_steps)."""
+        episode began) and the squares of the map around the agent (B, S, S, 3) (None: nothing
+        seen before) -> the first exec_steps actions of each plan, (B, exec_steps)."""
         d = self.config.diffusion
         if past is not None:
             past = Past(*(torch.from_numpy(np.asarray(a)).to(self.device) for a in past))

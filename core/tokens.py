@@ -15,12 +15,13 @@ import torch
 from minigrid.core.actions import Actions
 from torch import nn
 
+from data.known_map import VIEW
+
 NUM_ACTIONS = len(Actions)  # left, right, forward, pickup, drop, toggle, done
 MASK = NUM_ACTIONS  # the absorbing token of masked diffusion; never predicted (SUBS)
 VOCAB = NUM_ACTIONS + 1
 NO_STEP = NUM_ACTIONS  # the action of a remembered step from before the episode began
 
-VIEW = 7  # egocentric view is VIEW x VIEW cells, agent at (3, 6)
 STATE_TOKENS = VIEW * VIEW
 NUM_OBJECTS, NUM_COLOURS, NUM_STATES, NUM_DIRECTIONS = 11, 6, 3, 4  # minigrid.core.constants
 
@@ -28,20 +29,23 @@ NUM_OBJECTS, NUM_COLOURS, NUM_STATES, NUM_DIRECTIONS = 11, 6, 3, 4  # minigrid.c
 @dataclass
 class Past:
     """What a policy with memory reads besides the current view: its last M steps, most
-    recent first (their views, directions and the actions taken there); a step from before
-    the episode began has the action ``NO_STEP``."""
+    recent first (their views, directions and the actions taken there; a step from before
+    the episode began has the action ``NO_STEP``), and the S x S square around it of the map
+    of what it has seen (data/known_map.py; S = 0 without a map)."""
 
     image: torch.Tensor  # (B, M, 7, 7, 3) uint8
     direction: torch.Tensor  # (B, M) long
     action: torch.Tensor  # (B, M) long
+    map: torch.Tensor  # (B, S, S, 3) uint8
 
     @classmethod
-    def empty(cls, batch: int, history: int, device) -> Past:
-        """No earlier steps: the start of an episode."""
+    def empty(cls, batch: int, history: int, map_size: int, device) -> Past:
+        """No earlier steps, nothing seen: before the episode's first view."""
         return cls(
             torch.zeros((batch, history, VIEW, VIEW, 3), dtype=torch.uint8, device=device),
             torch.zeros((batch, history), dtype=torch.long, device=device),
             torch.full((batch, history), NO_STEP, dtype=torch.long, device=device),
+            torch.zeros((batch, map_size, map_size, 3), dtype=torch.uint8, device=device),
         )
 
 
@@ -107,3 +111,25 @@ class PastTokenizer(nn.Module):
             + self.action(action.clamp(max=NUM_ACTIONS - 1))
         )  # (B, M, D)
         return torch.where(known[..., None], tokens, self.no_step) + self.age
+
+
+class MapTokenizer(nn.Module):
+    """The square of the map around the agent (``model.map`` cells a side, in the agent's
+    frame) as one token per PATCH x PATCH patch: a linear map of its cells' embeddings
+    (a strided convolution) plus a learned position per patch. Unseen cells have their own
+    embedding (MiniGrid's object 0), so the tokens say where the agent has not looked yet."""
+
+    PATCH = 3
+
+    def __init__(self, hidden: int, size: int, cell_width: int = 16):
+        super().__init__()
+        self.cells = CellEmbedding(cell_width)
+        self.patches = nn.Conv2d(cell_width, hidden, kernel_size=self.PATCH, stride=self.PATCH)
+        self.position = nn.Parameter(torch.zeros(1, (size // self.PATCH) ** 2, hidden))
+        nn.init.normal_(self.position, std=0.02)
+
+    def forward(self, known: torch.Tensor) -> torch.Tensor:
+        """(B, S, S, 3) -> (B, (S / PATCH)^2, D)."""
+        cells = self.cells(known).permute(0, 3, 1, 2)  # (B, C, S, S) from [i, j, C]
+        tokens = self.patches(cells).flatten(2).transpose(1, 2)  # (B, P, D)
+        return tokens + self.position

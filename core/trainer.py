@@ -32,11 +32,11 @@ class Trainer:
         torch.manual_seed(t.seed)
         train, val = demos.split(config.data.val_fraction)
         m = config.model
-        self.train_set = Chunks.from_demos(train, m.horizon, m.history, self.device)
+        self.train_set = Chunks.from_demos(train, m.horizon, m.history, m.map, self.device)
         self.demo_samples = len(self.train_set)  # rows past this were added by relabel()
         self.train_seeds = train.env_seed  # DAgger replays these, never evaluation seeds
         self.relabelled = 0
-        self.val_set = Chunks.from_demos(val, m.horizon, m.history, self.device)
+        self.val_set = Chunks.from_demos(val, m.horizon, m.history, m.map, self.device)
         self.schedule = make_schedule(config.diffusion.schedule)
         self.model = DiT(config.model).to(self.device)
         self.ema = (
@@ -76,8 +76,9 @@ class Trainer:
 
     def observations(self, chunks: Chunks, index: torch.Tensor) -> tuple:
         """What the model reads of the rows ``index``: view, direction, and with memory the
-        earlier steps."""
-        past = chunks.past(index) if self.config.model.history else None
+        earlier steps and the map."""
+        m = self.config.model
+        past = chunks.past(index) if m.history or m.map else None
         return chunks.image[index], chunks.direction[index], past
 
     def loss(self, observed, actions, z, masked, t, model) -> tuple:
@@ -138,7 +139,7 @@ class Trainer:
         play_episodes(self.policy, data.env, seeds, visits=visits, expert=data.expert)
         if visits:
             # A visit's fields are from_arrays' columns: view, direction, plan, action taken,
-            # episode, step.
+            # episode, step, the square of the map around the agent.
             columns = zip(*visits, strict=True)
             new = Chunks.from_arrays(*columns, m.horizon, m.history, self.device)
             self.train_set = self.train_set.extend(new)
@@ -207,10 +208,12 @@ class Trainer:
         self.relabelled = state.get("relabelled", 0)
         extra = state.get("relabelled_samples")
         if extra is not None and len(extra["actions"]):
+            n = len(extra["actions"])
             if "previous" not in extra:  # saved before memory existed: a policy without it
-                n = len(extra["actions"])
                 none = torch.empty((n, 0), dtype=torch.long)
                 extra = {**extra, "executed": extra["actions"][:, 0], "previous": none}
+            if "map" not in extra:  # saved before the map existed: a policy without one
+                extra = {**extra, "map": torch.empty((n, 0, 0, 3), dtype=torch.uint8)}
             added = Chunks(**{k: v.to(self.device) for k, v in extra.items()})
             self.train_set = self.train_set.extend(added)
 

@@ -24,7 +24,7 @@ from data.errors import BadInput
 from data.files import write_atomically
 from data.teachers import Expert, teachers
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
 DONE = int(Actions.done)  # pads a plan past the end of its episode
 
@@ -32,6 +32,7 @@ DONE = int(Actions.done)  # pads a plan past the end of its episode
 ARRAYS = {
     "image": (np.uint8, (7, 7, 3)),
     "direction": (np.uint8, ()),
+    "position": (np.uint8, (2,)),
     "plan": (np.uint8, (PLAN_LENGTH,)),
     "executed": (np.uint8, ()),
     "episode_start": (np.int64, ()),
@@ -48,6 +49,8 @@ class Demos:
 
     image: (N, 7, 7, 3) uint8, the egocentric obs["image"] seen before acting;
     direction: (N,) uint8, obs["direction"];
+    position: (N, 2) uint8, the agent's cell (x, y): where each view was seen from, which
+    places it on the map of what the agent has seen (data/known_map.py);
     plan: (N, PLAN_LENGTH) uint8, the expert's shortest plan from that state, padded with
     done (its first entry, ``action``, is the expert's action there);
     executed: (N,) uint8, the action taken there (the expert's, or with noise a random one):
@@ -58,6 +61,7 @@ class Demos:
 
     image: np.ndarray
     direction: np.ndarray
+    position: np.ndarray
     plan: np.ndarray
     executed: np.ndarray
     episode_start: np.ndarray
@@ -100,6 +104,7 @@ class Demos:
         return Demos(
             image=self.image[rows],
             direction=self.direction[rows],
+            position=self.position[rows],
             plan=self.plan[rows],
             executed=self.executed[rows],
             episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
@@ -118,8 +123,11 @@ def _problem(demos: Demos) -> str | None:
             expected = ", ".join(["rows", *map(str, row_shape)])
             return f"{name} has shape {array.shape}, expected ({expected})"
     samples, starts = len(demos.plan), demos.episode_start
-    if not len(demos.image) == len(demos.direction) == len(demos.executed) == samples:
-        return "image, direction, plan and executed have different numbers of rows"
+    rows = {
+        len(getattr(demos, name)) for name in ARRAYS if name not in ("episode_start", "env_seed")
+    }
+    if rows != {samples}:
+        return "image, direction, position, plan and executed have different numbers of rows"
     if len(starts) != len(demos.env_seed) + 1:
         return "episode_start must have one more entry than env_seed"
     if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
@@ -145,7 +153,7 @@ def generate(
         raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
     env = make_env(env_id)
     env_seeds = episode_seeds("training", seed, episodes)
-    images, directions, plans, executed, starts = [], [], [], [], [0]
+    images, directions, positions, plans, executed, starts = [], [], [], [], [], [0]
     successes = 0
     teacher_in = teachers(expert)
     for env_seed in env_seeds:
@@ -159,6 +167,7 @@ def generate(
         while plan and not (terminated or truncated):
             images.append(obs["image"])
             directions.append(obs["direction"])
+            positions.append(env.unwrapped.agent_pos)
             plans.append(padded(list(plan)))
             action = plan[0]
             if noise and rng.random() < noise:
@@ -176,6 +185,7 @@ def generate(
     demos = Demos(
         image=np.stack(images).astype(np.uint8),
         direction=np.asarray(directions, dtype=np.uint8),
+        position=np.asarray(positions, dtype=np.uint8).reshape(-1, 2),
         plan=np.asarray(plans, dtype=np.uint8),
         executed=np.asarray(executed, dtype=np.uint8),
         episode_start=np.asarray(starts, dtype=np.int64),

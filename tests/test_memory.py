@@ -51,7 +51,7 @@ def test_demonstrations_record_the_actions_taken_and_chunks_remember_them():
     shows each row's view, and each row's past is the rows before it in its episode."""
     demos, _ = generate(ENV_ID, 4, seed=1, noise=0.5)
     assert np.any(demos.executed != demos.action), "noise took other actions"
-    chunks = Chunks.from_demos(demos, horizon=4, history=2, device=torch.device("cpu"))
+    chunks = Chunks.from_demos(demos, horizon=4, history=2, map_size=0, device=torch.device("cpu"))
     for e in range(demos.episodes):
         first, stop = demos.episode_start[e], demos.episode_start[e + 1]
         views = replay(ENV_ID, int(demos.env_seed[e]), demos.executed[first:stop])
@@ -73,16 +73,19 @@ def test_the_model_reads_its_past_and_an_empty_past_is_the_episode_start():
     image, direction, actions = batch()
     t = torch.full((5,), 0.5)
     other_image, _, _ = batch(seed=1)
-    start = Past.empty(5, 3, image.device)
+    start = Past.empty(5, 3, 0, image.device)
     past = Past(
-        other_image[:, None].repeat(1, 3, 1, 1, 1), direction[:, None].repeat(1, 3), actions[:, :3]
+        other_image[:, None].repeat(1, 3, 1, 1, 1),
+        direction[:, None].repeat(1, 3),
+        actions[:, :3],
+        start.map,
     )
     base = model(image, direction, actions, t, past)
     assert torch.equal(
         model(image, direction, actions, t), model(image, direction, actions, t, start)
     )
     assert not torch.allclose(base, model(image, direction, actions, t, start))
-    changed = Past(past.image.flip(0), past.direction, past.action)
+    changed = Past(past.image.flip(0), past.direction, past.action, past.map)
     assert not torch.allclose(base, model(image, direction, actions, t, changed))
 
 
@@ -90,7 +93,7 @@ class Recorder(Policy):
     """Random moves; records every past it is handed, by episode."""
 
     deterministic = False
-    history = 3
+    config = tiny(ENV_ID, **{"model.history": 3})
 
     def __init__(self):
         self.rng = np.random.default_rng(0)
@@ -109,7 +112,7 @@ def test_rollouts_hand_the_policy_the_steps_it_took():
     assert len(taken) == runs[0].length
     views = replay(ENV_ID, 0, taken)
     step = 0
-    for images, (past_image, past_direction, past_action) in recorder.calls:
+    for images, (past_image, past_direction, past_action, _) in recorder.calls:
         assert np.array_equal(images[0], views[step]["image"])
         for age in range(3):
             if step - 1 - age < 0:
@@ -163,7 +166,7 @@ class Wiggler(Policy):
     """Greedy: left then right, whatever it sees: the state repeats every plan."""
 
     deterministic = True
-    history = 0
+    config = tiny("MiniGrid-Empty-8x8-v0")
 
     def __init__(self):
         pass
@@ -173,7 +176,7 @@ class Wiggler(Policy):
 
 
 class RememberingWiggler(Wiggler):
-    history = 2
+    config = tiny("MiniGrid-Empty-8x8-v0", **{"model.history": 2})
 
 
 def test_a_loop_is_the_state_and_the_remembered_steps_repeating():
