@@ -2,9 +2,10 @@
 
 The shortest-path expert (data/expert.py) plans on the whole grid, so from one egocentric view
 a policy often cannot tell what it will do: the goal may be in a room the agent has never
-looked into. This expert keeps a map of the cells the agent's views have shown (the
-observation's own visibility: a cell hidden behind a wall stays unknown) and plans on that
-map alone, with the same search and the same rules as the shortest-path expert:
+looked into. This expert keeps the map of the cells the agent's views have shown
+(data/known_map.py: the observation's own visibility, a cell hidden behind a wall stays
+unknown; a policy with ``model.map`` reads the same map) and plans on that map alone, with
+the same search and the same rules as the shortest-path expert:
 
 * while the goal, or a way to it (a key, a door), is unknown, it walks to the nearest place
   from which an unknown cell lies straight ahead (that cell is then in view: it is seen on
@@ -21,13 +22,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.core.grid import Grid
 from minigrid.core.world_object import Goal, Wall, WorldObj
 
 from data.expert import _Layout, plan_on
-
-UNSEEN, EMPTY = OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"]
+from data.known_map import EMPTY, UNSEEN, KnownMap
 
 
 class Explorer:
@@ -36,18 +35,12 @@ class Explorer:
     def __init__(self, env):
         u = env.unwrapped
         self.width, self.height = u.grid.width, u.grid.height
-        self.known: dict[tuple[int, int], tuple[int, int, int]] = {}  # cell -> its encoding
+        self.known = KnownMap(max(self.width, self.height))
 
     def observe(self, env, image) -> None:
         """Add what the agent's view ``image`` (obs["image"], 7x7x3) shows from where it is."""
         u = env.unwrapped
-        top_x, top_y, bottom_x, bottom_y = u.get_view_exts()
-        for x in range(max(top_x, 0), min(bottom_x, self.width)):
-            for y in range(max(top_y, 0), min(bottom_y, self.height)):
-                view = u.relative_coords(x, y)
-                if view is not None and image[view][0] != UNSEEN:
-                    self.known[(x, y)] = tuple(int(v) for v in image[view])
-        self.known[tuple(int(v) for v in u.agent_pos)] = (EMPTY, 0, 0)  # it stands there
+        self.known.observe(image, u.agent_dir, u.agent_pos)
 
     def plan(self, env) -> list[int] | None:
         """The shortest way onto the goal the agent knows of, else to the nearest unknown
@@ -65,11 +58,11 @@ class Explorer:
         grid = Grid(self.width, self.height)
         for x in range(self.width):
             for y in range(self.height):
-                seen = self.known.get((x, y))
-                if seen is None:
+                seen = self.known.cell(x, y)
+                if seen[0] == UNSEEN:
                     grid.set(x, y, unknown())
                 elif seen[0] != EMPTY:
-                    grid.set(x, y, WorldObj.decode(*seen))
+                    grid.set(x, y, WorldObj.decode(*(int(v) for v in seen)))
         u = env.unwrapped
         return SimpleNamespace(
             grid=grid, carrying=u.carrying, agent_pos=u.agent_pos, agent_dir=u.agent_dir
