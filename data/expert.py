@@ -16,6 +16,7 @@ deterministic.
 """
 
 from collections import deque
+from functools import cache
 
 from minigrid.core.actions import Actions  # the action vocabulary: left 0 ... done 6
 from minigrid.core.constants import DIR_TO_VEC
@@ -83,20 +84,23 @@ class _Layout:
 
         x0, y0 = (int(v) for v in env.agent_pos)
         self.start = (y0 * self.width + x0, int(env.agent_dir), self.carried, opened)
-        self.front = self._front_table()
+        self.front = _front_table(self.width, self.height)
 
-    def _front_table(self):
-        """front[cell][direction]: the flat index of the cell ahead, or -1 off the grid."""
-        front = []
-        for y in range(self.height):
-            for x in range(self.width):
-                ahead = []
-                for dx, dy in DIR_TO_VEC:
-                    fx, fy = x + int(dx), y + int(dy)
-                    inside = 0 <= fx < self.width and 0 <= fy < self.height
-                    ahead.append(fy * self.width + fx if inside else -1)
-                front.append(ahead)
-        return front
+
+@cache
+def _front_table(width: int, height: int) -> tuple[tuple[int, ...], ...]:
+    """front[cell][direction]: the flat index of the cell ahead, or -1 off the grid. The same
+    for every layout of one size: made once (it was a third of the explorer's time)."""
+    front = []
+    for y in range(height):
+        for x in range(width):
+            ahead = []
+            for dx, dy in DIR_TO_VEC:
+                fx, fy = x + int(dx), y + int(dy)
+                inside = 0 <= fx < width and 0 <= fy < height
+                ahead.append(fy * width + fx if inside else -1)
+            front.append(tuple(ahead))
+    return tuple(front)
 
 
 def shortest_plan(env) -> list[int]:

@@ -54,15 +54,22 @@ class Explorer:
 
     def map(self, env, unknown: type[WorldObj]) -> SimpleNamespace:
         """The agent's map as an env the search reads: known cells as seen, unknown ones as
-        ``unknown`` (walls to plan through known cells only, goals to plan toward them)."""
+        ``unknown`` (walls to plan through known cells only, goals to plan toward them). The
+        search only reads the cells' objects, so equal cells share one object."""
+        stand_in, objects = unknown(), {}
+
+        def decoded(cell: tuple[int, ...]) -> WorldObj | None:
+            if cell[0] == UNSEEN:
+                return stand_in
+            if cell[0] == EMPTY:
+                return None
+            if cell not in objects:
+                objects[cell] = WorldObj.decode(*cell)
+            return objects[cell]
+
         grid = Grid(self.width, self.height)
-        for x in range(self.width):
-            for y in range(self.height):
-                seen = self.known.cell(x, y)
-                if seen[0] == UNSEEN:
-                    grid.set(x, y, unknown())
-                elif seen[0] != EMPTY:
-                    grid.set(x, y, WorldObj.decode(*(int(v) for v in seen)))
+        rows = self.known.area(self.width, self.height).transpose(1, 0, 2)  # [y, x], as grid.grid
+        grid.grid = [decoded(tuple(cell)) for cell in rows.reshape(-1, 3).tolist()]
         u = env.unwrapped
         return SimpleNamespace(
             grid=grid, carrying=u.carrying, agent_pos=u.agent_pos, agent_dir=u.agent_dir

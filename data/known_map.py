@@ -68,6 +68,11 @@ class KnownMap:
         dx, dy = frame_offsets(self.size, (centre, centre), int(direction))
         return self.cells[x + dx, y + dy].reshape(self.size, self.size, 3)
 
+    def area(self, width: int, height: int) -> np.ndarray:
+        """What was seen of the grid's cells: (width, height, 3), [x, y], object 0 if unseen."""
+        m = self.margin
+        return self.cells[m : m + width, m : m + height]
+
     def cell(self, x: int, y: int) -> np.ndarray:
         """What was seen at grid cell (x, y): its (object, colour, state), object 0 if unseen."""
         return self.cells[x + self.margin, y + self.margin]
