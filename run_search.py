@@ -6,7 +6,7 @@
     python run_search.py data     --env ID [--episodes N] [--seed S] [--out FILE]
     python run_search.py train    [--config FILE] [--env ID] [--preset NAME] [--iters N]
                                   [--seeds N] [--out DIR] [--set key=value ...]
-    python run_search.py evaluate CHECKPOINT [--episodes N] [--seed S] [--gif FILE]
+    python run_search.py evaluate CHECKPOINT [--episodes N] [--seed S] [--gif FILE] [--set K=V]
 
 A user's mistake exits with status 2 and one line on stderr saying what is wrong and how to
 fix it; nothing already written is touched.
@@ -133,6 +133,14 @@ def build_parser() -> Parser:
         "--seed", type=non_negative_int, help="test episode block (default: the data seed)"
     )
     evaluate.add_argument("--gif", type=Path, help="save the first episode as an animated GIF")
+    evaluate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="plan differently from the trained configuration: diffusion.sampler, "
+        "sampling_steps, temperature or exec_steps, e.g. --set diffusion.temperature=0.5",
+    )
     return parser
 
 
@@ -335,7 +343,7 @@ def run_evaluate(args) -> None:
         raise BadInput(f"--gif {args.gif} must end in .gif")
     if args.gif is not None:
         writable_file(args.gif, "--gif")  # before the rollouts, not after
-    metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif)
+    metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif, args.set)
     print(json.dumps(metrics, indent=2))
     print(describe_unseen(metrics))
     if args.gif is not None:

@@ -232,12 +232,17 @@ class Memory:
 
 
 def evaluate_checkpoint(
-    path: Path, episodes: int, seed: int | None = None, gif: Path | None = None
+    path: Path,
+    episodes: int,
+    seed: int | None = None,
+    gif: Path | None = None,
+    sets: list[str] = (),
 ) -> dict[str, float]:
-    """Roll a saved policy out on test episodes (block ``seed``, by default its data seed);
-    optionally save the first episode as a GIF."""
+    """Roll a saved policy out on test episodes (block ``seed``, by default its data seed),
+    planning as ``sets`` (``key=value`` of policy.PLANNING_KEYS) says where given; optionally
+    save the first episode as a GIF."""
     payload = load_checkpoint(path)
-    policy = policy_from_checkpoint(payload, pick_device("auto"))
+    policy = policy_from_checkpoint(payload, pick_device("auto"), sets)
     frames: list | None = [] if gif is not None else None
     metrics = on_test_episodes(policy, episodes, policy.config.data, seed, frames)
     if gif is not None:

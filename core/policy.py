@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.config import Config, from_dict
+from core.config import Config, apply_sets, from_dict, validate
 from core.diffusion import make_schedule
 from core.dit import DiT
 from core.sampler import sample_plan
@@ -72,9 +72,27 @@ class Policy:
         return actions[:, : d.exec_steps].cpu().numpy()
 
 
-def policy_from_checkpoint(payload: dict, device: torch.device) -> Policy:
-    """The evaluation policy (EMA weights when the run kept them) of a loaded checkpoint."""
+# How a plan is drawn from the trained weights: these can change without retraining.
+PLANNING_KEYS = (
+    "diffusion.sampler",
+    "diffusion.sampling_steps",
+    "diffusion.temperature",
+    "diffusion.exec_steps",
+)
+
+
+def policy_from_checkpoint(payload: dict, device: torch.device, sets=()) -> Policy:
+    """The evaluation policy (EMA weights when the run kept them) of a loaded checkpoint,
+    planning as its configuration says, changed by ``sets`` (``key=value`` of PLANNING_KEYS)."""
     config = from_dict(payload["config"], where="checkpoint config")
+    for item in sets:
+        key = item.partition("=")[0]
+        if key not in PLANNING_KEYS:
+            raise BadInput(
+                f"--set {item!r}: a trained policy can change only how it plans "
+                f"({', '.join(PLANNING_KEYS)}); to change {key}, train again"
+            )
+    config = validate(apply_sets(config, list(sets)))
     model = DiT(config.model).to(device)
     weights = payload["model"]
     if payload.get("ema") is not None:

@@ -187,6 +187,18 @@ BAD = {
     "folder as dataset": ("train", "--data", "{root}/folder.npz"),
     "folder as checkpoint": ("evaluate", "{root}/run"),
     "text file as checkpoint": ("evaluate", "{root}/text.pt"),
+    "evaluate set of a trained key": (
+        "evaluate",
+        "{root}/run/seed0/checkpoint.pt",
+        "--set",
+        "model.hidden=32",
+    ),
+    "evaluate set beyond the horizon": (
+        "evaluate",
+        "{root}/run/seed0/checkpoint.pt",
+        "--set",
+        "diffusion.exec_steps=99",
+    ),
     "dataset as checkpoint": ("evaluate", "{root}/demos.npz"),
 }
 # What the one line must say, where a vaguer line was seen before.
@@ -201,6 +213,8 @@ SAYS = {
     "folder as dataset": "is a folder",
     "folder as checkpoint": "holds",
     "text file as checkpoint": "not a PyTorch checkpoint",
+    "evaluate set of a trained key": "train again",
+    "evaluate set beyond the horizon": "more than model.horizon",
     "dataset as checkpoint": "demonstrations file",
 }
 

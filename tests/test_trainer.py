@@ -96,6 +96,11 @@ def test_checkpoint_policy_plans_like_the_trainer(demos, tmp_path):
     image, direction = demos.image[:6], demos.direction[:6].astype(np.int64)
     live = Policy(trainer.eval_model, trainer.config, trainer.device)
     assert np.array_equal(policy.plan(image, direction), live.plan(image, direction))
+    one = policy_from_checkpoint(
+        load_checkpoint(tmp_path / "c.pt"), torch.device("cpu"), ["diffusion.exec_steps=1"]
+    )
+    assert one.plan(image, direction).shape == (6, 1), "plans as --set says"
+    assert np.array_equal(one.plan(image, direction), live.plan(image, direction)[:, :1])
 
 
 def test_a_crafted_checkpoint_cannot_run_code(tmp_path):
