@@ -5,6 +5,8 @@ Prints JSON and writes OUT/table.md and OUT/curves.png.
     python bench/quality.py                      # 7 envs; default and bc on 3 seeds, seed on 1
     python bench/quality.py --envs MiniGrid-FourRooms-v0 --presets default --seeds 3
     python bench/quality.py --report             # the table of what has finished so far
+    python bench/quality.py --report --plan diffusion.temperature=0.25   # the finished runs'
+        # checkpoints planning otherwise (`evaluate --set`), on the same test episodes
 
 Runs share the machine (``--jobs`` at a time, one torch thread each), so samples/s is that of
 one run beside another. A finished run (its metrics.json exists) is not trained again; an
@@ -24,6 +26,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a file, this script has bench/ first on sys.path, where bench/data.py would hide the
+# data package: the project's root goes first.
+sys.path.insert(0, str(ROOT))
+
+from core.seed_runs import mean_interval  # noqa: E402
+from run_search import RUN_FILE  # noqa: E402
+
 ENVS = [
     "MiniGrid-Empty-8x8-v0",
     "MiniGrid-DoorKey-5x5-v0",
@@ -34,9 +43,6 @@ ENVS = [
     "MiniGrid-FourRooms-v0",
 ]
 SEEDS = {"default": 3, "bc": 3, "seed": 1}  # the seed preset is a reference point, not a rival
-# run_search.RUN_FILE, what `train` writes when a run starts. Not imported: run as a file,
-# this script has bench/ first on sys.path, where bench/data.py hides the data package.
-RUN_FILE = "train.yaml"
 
 # (metric, header, format): mean over seeds; the quality figures with their 95% interval.
 COLUMNS = [
@@ -58,9 +64,12 @@ def command(preset: str, env: str, seeds: int, out: Path, sets: list[str]) -> li
     return [*train, "--preset", preset, "--env", env, "--seeds", str(seeds), *extra]
 
 
-def run(preset: str, env: str, seeds: int, root: Path, sets: list[str], train: bool) -> dict:
+def run(
+    preset: str, env: str, seeds: int, root: Path, sets: list[str], train: bool, plan: list[str]
+) -> dict:
     """One row of the table: trains the run first unless it is finished or ``train`` is off
-    (then an unfinished run is an empty row)."""
+    (then an unfinished run is an empty row). With ``plan`` (``key=value`` of how a policy
+    plans), the test figures are those of the run's checkpoints planning so."""
     out = root / preset / env
     row = {"env": env, "preset": preset, "seeds": seeds}
     if not (out / "metrics.json").exists() and not train:
@@ -78,7 +87,27 @@ def run(preset: str, env: str, seeds: int, root: Path, sets: list[str], train: b
     for key, _, _ in COLUMNS:
         half = summary["ci95"].get(key) if key in WITH_INTERVAL else None
         row[key] = [summary["mean"].get(key), half]
+    if plan:
+        replanned = [replan(out / f"seed{seed}", plan) for seed in summary["seeds"]]
+        for key in WITH_INTERVAL | {"test/unseen_episodes"}:
+            mean, half = mean_interval([metrics.get(key) for metrics in replanned])
+            row[key] = [mean, half if key in WITH_INTERVAL else None]
     return row
+
+
+def replan(folder: Path, plan: list[str]) -> dict:
+    """The test figures of ``folder``'s checkpoint planning as ``plan`` says, on the test
+    episodes its run reported on (kept in ``folder``, computed once)."""
+    path = folder / f"test-{'-'.join(plan)}.json"
+    if not path.exists():
+        episodes = json.loads((folder / "checkpoint.json").read_text())["metrics"]
+        count = int(episodes["test/episodes"])
+        evaluate = [sys.executable, "run_search.py", "evaluate", str(folder / "checkpoint.pt")]
+        evaluate += ["--episodes", str(count), *(a for item in plan for a in ("--set", item))]
+        done = subprocess.run(evaluate, cwd=ROOT, capture_output=True, text=True, check=True)
+        metrics, _ = json.JSONDecoder().raw_decode(done.stdout)
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return json.loads(path.read_text())
 
 
 def cell(value: list | None, fmt: str) -> str:
@@ -176,13 +205,23 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="train nothing: the table of the finished runs"
     )
+    parser.add_argument(
+        "--plan",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="test figures of the checkpoints planning otherwise (evaluate --set)",
+    )
     args = parser.parse_args()
     # Preset by preset, so that a table cut short has whole presets rather than whole envs.
     jobs = [(p, e, args.seeds or SEEDS.get(p, 3)) for p in args.presets for e in args.envs]
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda job: run(*job, args.out, args.set, not args.report), jobs))
+        rows = list(
+            pool.map(lambda job: run(*job, args.out, args.set, not args.report, args.plan), jobs)
+        )
     rows.sort(key=lambda row: (args.envs.index(row["env"]), args.presets.index(row["preset"])))
-    (args.out / "table.md").write_text(table(rows) + "\n" + versus(rows))
+    tag = f"-{'-'.join(args.plan)}" if args.plan else ""
+    (args.out / f"table{tag}.md").write_text(table(rows) + "\n" + versus(rows))
     plot(args.out, args.envs, args.presets, args.out / "curves.png")
     print(json.dumps(rows, indent=2))
     print(table(rows))

@@ -10,6 +10,7 @@ YAML files and the validation messages all read those declarations.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -93,7 +94,10 @@ class DiffusionConfig:
     )
     sampling_steps: int = setting(2, "K denoising steps per plan", POSITIVE)
     temperature: float = setting(
-        0.0, "token values: 0 takes the most likely (greedy); above 0 samples", NON_NEGATIVE
+        0.25,
+        "token values: 0 takes the most likely (greedy); above 0 samples, so a policy can "
+        "leave a loop that a greedy one repeats to the step limit",
+        NON_NEGATIVE,
     )
     exec_steps: int = setting(2, "actions executed from each plan before replanning", POSITIVE)
 
@@ -153,6 +157,15 @@ SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 # DAgger relabelling show it the states its own mistakes lead to, where pure cloning loops.
 DEFAULT = Config()
 
+# A configuration this tool writes (checkpoint, train.yaml, a search's record, best_config.yaml)
+# names the version of the defaults it was written under. A key a file leaves out takes that
+# version's default, so a file saved before a default changed keeps its meaning; a file that
+# names no version was written under version 1.
+DEFAULTS_KEY = "defaults"
+DEFAULTS_VERSION = 2
+# Version v's values of the keys whose defaults changed after it (docs/quality.md says why).
+EARLIER_DEFAULTS = {1: {"diffusion.temperature": 0.0}}
+
 
 def preset(name: str) -> Config:
     if name not in PRESETS:
@@ -161,21 +174,59 @@ def preset(name: str) -> Config:
 
 
 def to_dict(config: Config) -> dict:
+    """The configuration as plain data: its sections, and the defaults version it is read
+    under."""
+    return {DEFAULTS_KEY: DEFAULTS_VERSION, **sections_of(config)}
+
+
+def sections_of(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
+def defaults_version(raw: dict, where: str) -> int:
+    """The defaults version ``raw`` names (1 when it names none)."""
+    version = raw.get(DEFAULTS_KEY, 1)
+    if type(version) is not int or not 1 <= version <= DEFAULTS_VERSION:
+        raise BadInput(
+            f"{where}: {DEFAULTS_KEY}: {version!r} is not a defaults version this code knows "
+            f"(1 to {DEFAULTS_VERSION}); write {DEFAULTS_KEY}: {DEFAULTS_VERSION} or leave it out"
+        )
+    return version
+
+
+def left_at_earlier_defaults(raw: dict) -> dict[str, object]:
+    """The keys a configuration without a defaults version leaves out whose default has
+    changed since version 1, with the value it reads them as."""
+    if DEFAULTS_KEY in raw:
+        return {}
+    given = {
+        f"{section}.{key}"
+        for section, values in raw.items()
+        if isinstance(values, dict)
+        for key in values
+    }
+    return {k: v for k, v in EARLIER_DEFAULTS[1].items() if k not in given}
+
+
 def from_dict(raw: object, base: Config = DEFAULT, where: str = "configuration") -> Config:
-    """Build a Config from nested plain data; sections and keys left out keep ``base``'s values."""
+    """Build a Config from nested plain data; sections and keys left out keep ``base``'s values,
+    as they were in the defaults version the data names (``DEFAULTS_KEY``)."""
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: expected a mapping of sections {list(SECTION_TYPES)}")
-    unknown = set(raw) - set(SECTION_TYPES)
+    unknown = set(raw) - set(SECTION_TYPES) - {DEFAULTS_KEY}
     if unknown:
         raise BadInput(
             f"{where}: unknown section {sorted(unknown)[0]!r}; sections are "
             f"{', '.join(SECTION_TYPES)}"
         )
     config = base
+    # Newest first, so that the oldest version's value of a key changed twice is the one kept.
+    for version in range(DEFAULTS_VERSION - 1, defaults_version(raw, where) - 1, -1):
+        for key, value in EARLIER_DEFAULTS[version].items():
+            config = override(config, key, value, where)
     for section, values in raw.items():
+        if section == DEFAULTS_KEY:
+            continue
         if values is None:
             continue
         if not isinstance(values, dict):
@@ -203,7 +254,7 @@ def from_flat(values: dict[str, object], base: Config = DEFAULT, where: str = "-
 
 def flat(config: Config) -> dict[str, object]:
     """``section.key`` -> value, the inverse of ``from_flat``."""
-    return {f"{s}.{k}": v for s, part in to_dict(config).items() for k, v in part.items()}
+    return {f"{s}.{k}": v for s, part in sections_of(config).items() for k, v in part.items()}
 
 
 def override(config: Config, dotted: str, value: object, where: str = "--set") -> Config:
@@ -300,13 +351,22 @@ def load_yaml(path: Path, base: Config = DEFAULT) -> Config:
         raise BadInput(f"config {path} is not valid YAML{at}; fix the file") from None
     if not isinstance(raw, dict):
         raise BadInput(f"config {path} must be a YAML mapping with sections data, model, ...")
-    sections = {k: v for k, v in raw.items() if k in SECTION_TYPES}
-    if not sections:
+    sections = {k: v for k, v in raw.items() if k in SECTION_TYPES or k == DEFAULTS_KEY}
+    if not set(sections) & set(SECTION_TYPES):
         raise BadInput(
             f"config {path} has none of the sections {', '.join(SECTION_TYPES)}; "
             "write one (see `python run_search.py train --help`)"
         )
-    return from_dict(sections, base, where=f"config {path}")
+    config = from_dict(sections, base, where=f"config {path}")
+    earlier = left_at_earlier_defaults(sections)
+    if earlier:
+        shown = ", ".join(f"{key}={value}" for key, value in earlier.items())
+        print(
+            f"note: config {path} names no defaults version, so it is read as written under "
+            f"version 1: {shown}; add `{DEFAULTS_KEY}: {DEFAULTS_VERSION}` for today's defaults",
+            file=sys.stderr,
+        )
+    return config
 
 
 def dump_yaml(config: Config, extra: dict | None = None) -> str:

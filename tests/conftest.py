@@ -54,6 +54,9 @@ def tiny(env: str = "MiniGrid-Empty-5x5-v0", **sets) -> Config:
         "train.test_episodes": 4,
         "train.warmup_steps": 2,
         "train.threads": 1,
+        # Greedy plans: an untrained policy's loops end at once instead of running to the
+        # step limit (tests of sampling set a temperature themselves).
+        "diffusion.temperature": 0.0,
     }
     for key, value in {**small, **sets}.items():
         config = override(config, key, value)

@@ -11,12 +11,16 @@ import yaml
 from core import fields
 from core.config import (
     DEFAULT,
+    DEFAULTS_VERSION,
+    EARLIER_DEFAULTS,
     PRESETS,
     SECTION_TYPES,
     apply_sets,
     flat,
     from_dict,
     from_flat,
+    load_yaml,
+    sections_of,
     to_dict,
 )
 from data.errors import BadInput
@@ -110,11 +114,12 @@ def test_settings_from_the_python_api_are_checked_too(changes, message):
 def test_the_readmes_configuration_block_is_the_default_preset():
     """README shows the `default` preset as a YAML file; it stays the real one."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("data:      {env:")
-    block = readme[start : readme.index("```", start)]
-    assert from_dict(yaml.safe_load(block)) == DEFAULT
-    assert {k: set(v) for k, v in yaml.safe_load(block).items()} == {
-        k: set(v) for k, v in to_dict(DEFAULT).items()
+    start = readme.index("defaults:  ")
+    block = yaml.safe_load(readme[start : readme.index("```", start)])
+    assert from_dict(block) == DEFAULT
+    assert block.pop("defaults") == DEFAULTS_VERSION
+    assert {k: set(v) for k, v in block.items()} == {
+        k: set(v) for k, v in sections_of(DEFAULT).items()
     }, "every key shown"
 
 
@@ -122,3 +127,33 @@ def test_a_search_recorded_before_finalists_existed_had_none():
     old = {k: v for k, v in Settings().to_dict().items() if k not in ("finalists", "track")}
     assert Settings.from_record(old, "results/old").finalists == 0
     assert Settings.from_record(Settings().to_dict(), "results/new").finalists == 3
+
+
+def test_a_configuration_keeps_the_meaning_it_was_written_with():
+    """Written now, read back the same; written before a default changed (no version: a
+    checkpoint, record or file of version 1), a key it leaves out keeps version 1's value;
+    a file that names this version gets today's defaults."""
+    assert from_dict(to_dict(DEFAULT)) == DEFAULT
+    old = sections_of(DEFAULT)
+    del old["diffusion"]["temperature"]  # a checkpoint from before the key existed
+    assert from_dict(old).diffusion.temperature == EARLIER_DEFAULTS[1]["diffusion.temperature"]
+    assert DEFAULT.diffusion.temperature != EARLIER_DEFAULTS[1]["diffusion.temperature"]
+    assert from_dict({**old, "defaults": DEFAULTS_VERSION}) == DEFAULT
+    assert from_dict({"model": {"hidden": 32}, "defaults": 1}).diffusion.temperature == 0.0
+    assert from_dict({"diffusion": {"temperature": 0.5}}).diffusion.temperature == 0.5
+
+
+def test_a_file_without_a_version_is_read_as_version_1_and_says_so(tmp_path, capsys):
+    path = tmp_path / "old.yaml"
+    path.write_text("model:\n  hidden: 32\n")
+    assert load_yaml(path).diffusion.temperature == 0.0
+    assert "names no defaults version" in capsys.readouterr().err
+    path.write_text(f"defaults: {DEFAULTS_VERSION}\nmodel:\n  hidden: 32\n")
+    assert load_yaml(path) == apply_sets(DEFAULT, ["model.hidden=32"])
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("version", [0, DEFAULTS_VERSION + 1, "two", 1.5])
+def test_an_unknown_defaults_version_is_bad_input(version):
+    with pytest.raises(BadInput, match="is not a defaults version this code knows"):
+        from_dict({"defaults": version, "model": {"hidden": 32}})
