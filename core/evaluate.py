@@ -170,9 +170,8 @@ def play_episodes(
             observation, reward, terminated, truncated, _ = envs[i].step(action)
             if visits is not None and not (terminated or truncated):
                 taught[i].moved(plan, action, envs[i])
-            obs[i] = observation
-            if observation is not None:
-                remembered[i].see(observation, envs[i])
+            obs[i] = observation  # None where views are made lazily: then nothing is mapped
+            remembered[i].see(observation, envs[i])
             run.length += 1
             run.reward += float(reward)
             if frames is not None and i == 0:
