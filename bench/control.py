@@ -97,13 +97,19 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes per evaluation")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
-    parser.add_argument("--set", action="append", default=[], help="key=value (no checkpoint)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="key=value (with --checkpoint: how it plans, evaluate --set's keys)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = load()
     if args.checkpoint:
-        policy = policy_from_checkpoint(load_checkpoint(args.checkpoint), torch.device("cpu"))
+        payload = load_checkpoint(args.checkpoint)
+        policy = policy_from_checkpoint(payload, torch.device("cpu"), args.set)
     else:
         config = cfg.override(cfg.preset(args.preset), "data.env", args.env, "bench")
         config = cfg.apply_sets(config, args.set)
@@ -124,8 +130,9 @@ def main() -> None:
             "bench": "control",
             "machine": machine(),
             "env": args.env,
-            "policy": args.checkpoint
-            or " ".join([f"{args.preset} preset", *args.set, f"{args.train_steps} steps"]),
+            "policy": " ".join([args.checkpoint, *args.set])
+            if args.checkpoint
+            else " ".join([f"{args.preset} preset", *args.set, f"{args.train_steps} steps"]),
             "horizon": policy.config.model.horizon,
             "sampling_steps": d.sampling_steps,
             "exec_steps": d.exec_steps,
