@@ -194,6 +194,15 @@ def defaults_version(raw: dict, where: str) -> int:
     return version
 
 
+def earlier_defaults(version: int) -> dict[str, object]:
+    """The keys whose defaults changed since ``version``, with their values then (newest
+    first, so that the oldest value of a key changed twice is the one kept)."""
+    values: dict[str, object] = {}
+    for later in range(DEFAULTS_VERSION - 1, version - 1, -1):
+        values.update(EARLIER_DEFAULTS[later])
+    return values
+
+
 def left_at_earlier_defaults(raw: dict) -> dict[str, object]:
     """The keys a configuration without a defaults version leaves out whose default has
     changed since version 1, with the value it reads them as."""
@@ -205,7 +214,7 @@ def left_at_earlier_defaults(raw: dict) -> dict[str, object]:
         if isinstance(values, dict)
         for key in values
     }
-    return {k: v for k, v in EARLIER_DEFAULTS[1].items() if k not in given}
+    return {k: v for k, v in earlier_defaults(1).items() if k not in given}
 
 
 def from_dict(raw: object, base: Config = DEFAULT, where: str = "configuration") -> Config:
@@ -220,10 +229,8 @@ def from_dict(raw: object, base: Config = DEFAULT, where: str = "configuration")
             f"{', '.join(SECTION_TYPES)}"
         )
     config = base
-    # Newest first, so that the oldest version's value of a key changed twice is the one kept.
-    for version in range(DEFAULTS_VERSION - 1, defaults_version(raw, where) - 1, -1):
-        for key, value in EARLIER_DEFAULTS[version].items():
-            config = override(config, key, value, where)
+    for key, value in earlier_defaults(defaults_version(raw, where)).items():
+        config = override(config, key, value, where)
     for section, values in raw.items():
         if section == DEFAULTS_KEY:
             continue
