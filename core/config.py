@@ -80,6 +80,11 @@ class ModelConfig:
         NON_NEGATIVE,
     )
 
+    @property
+    def memory(self) -> bool:
+        """Whether the policy reads more than the current view: earlier steps or the map."""
+        return bool(self.history or self.map)
+
 
 @dataclass(frozen=True)
 class DiffusionConfig:

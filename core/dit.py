@@ -203,7 +203,7 @@ class DiT(nn.Module):
         and values."""
         state = self.state(image, direction)  # (B, 49, D)
         m = self.config
-        if m.history or m.map:
+        if m.memory:
             if past is None:
                 past = Past.empty(len(image), m.history, m.map, image.device)
             if m.history:

@@ -192,8 +192,7 @@ class Memory:
     def __init__(self, history: int, map_size: int, env):
         self.steps: deque = deque(maxlen=history)
         self.history = history
-        u = env.unwrapped
-        self.known = KnownMap(max(u.grid.width, u.grid.height), map_size) if map_size else None
+        self.known = KnownMap.of(env, map_size) if map_size else None
         self.square = np.zeros((map_size, map_size, 3), dtype=np.uint8)
 
     def see(self, observation: dict, env) -> None:

@@ -39,8 +39,7 @@ class Policy:
     def memory(self) -> bool:
         """Whether the policy reads more than the current view: earlier steps
         (``model.history``) or the map of what it has seen (``model.map``)."""
-        m = self.config.model
-        return bool(m.history or m.map)
+        return self.config.model.memory
 
     def plan(
         self, images: np.ndarray, directions: np.ndarray, past: tuple | None = None

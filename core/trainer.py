@@ -77,8 +77,7 @@ class Trainer:
     def observations(self, chunks: Chunks, index: torch.Tensor) -> tuple:
         """What the model reads of the rows ``index``: view, direction, and with memory the
         earlier steps and the map."""
-        m = self.config.model
-        past = chunks.past(index) if m.history or m.map else None
+        past = chunks.past(index) if self.config.model.memory else None
         return chunks.image[index], chunks.direction[index], past
 
     def loss(self, observed, actions, z, masked, t, model) -> tuple:

@@ -35,7 +35,7 @@ class Explorer:
     def __init__(self, env):
         u = env.unwrapped
         self.width, self.height = u.grid.width, u.grid.height
-        self.known = KnownMap(max(self.width, self.height))
+        self.known = KnownMap.of(env)
 
     def observe(self, env, image) -> None:
         """Add what the agent's view ``image`` (obs["image"], 7x7x3) shows from where it is."""

@@ -50,6 +50,12 @@ class KnownMap:
         side = extent + 2 * self.margin
         self.cells = np.zeros((side, side, 3), dtype=np.uint8)  # [x, y], as Grid.encode
 
+    @classmethod
+    def of(cls, env, size: int = 0) -> KnownMap:
+        """An empty map for an episode of ``env`` (any agent cell of its grid fits)."""
+        u = env.unwrapped
+        return cls(max(u.grid.width, u.grid.height), size)
+
     def observe(self, image: np.ndarray, direction: int, position) -> None:
         """Add what the view ``image`` (7, 7, 3) shows from ``position`` facing ``direction``."""
         x, y = (int(v) + self.margin for v in position)
