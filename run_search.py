@@ -5,7 +5,7 @@
     python run_search.py export   RESULTS_DIR      # (re)write a search's exports
     python run_search.py data     --env ID [--episodes N] [--seed S] [--out FILE]
     python run_search.py train    [--config FILE] [--env ID] [--preset NAME] [--iters N]
-                                  [--seeds N] [--out DIR] [--set key=value ...]
+                                  [--seeds N] [--jobs J] [--out DIR] [--set key=value ...]
     python run_search.py evaluate CHECKPOINT [--episodes N] [--seed S] [--gif FILE] [--set K=V]
 
 A user's mistake exits with status 2 and one line on stderr saying what is wrong and how to
@@ -108,6 +108,12 @@ def build_parser() -> Parser:
     )
     train.add_argument("--iters", type=positive_int, help="override train.iters")
     train.add_argument("--seeds", type=positive_int, help="train this many seeds (default 1)")
+    train.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="train this many seeds side by side, one process each (default 1: one by one)",
+    )
     train.add_argument(
         "--resume", action="store_true", help="continue the interrupted run in --out"
     )
@@ -234,7 +240,9 @@ def run_train(args) -> None:
         writable_folder(out, "--out")
         write_run(out, config, seeds, args.data)
     print(f"training on {config.data.env} -> {out} (continue it with --out {out} --resume)")
-    summary = train_seeds(config, seeds, out, demos=demos, resume=args.resume, track=args.track)
+    summary = train_seeds(
+        config, seeds, out, demos=demos, resume=args.resume, track=args.track, jobs=args.jobs
+    )
     mean, half = summary["mean"], summary["ci95"]
     over = f"over {seeds} seed(s)" + (", 95% interval" if seeds > 1 else "")
     for key in (*TEST, "eval/return"):

@@ -44,16 +44,27 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def matmul_flops(n: int = 2048, repeats: int = 4) -> float:
-    """FLOP/s of an n x n fp32 matrix product (2 n^3 FLOPs), averaged over ``repeats`` like
-    the model's own rate (a best-of would hide the contention the model's rate includes):
-    the practical peak of this process's threads, what a model's FLOP/s is divided by."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(n: int = 2048, repeats: int = 4, device: str = "cpu") -> float:
+    """FLOP/s of an n x n matrix product (2 n^3 FLOPs), averaged over ``repeats`` like the
+    model's own rate (a best-of would hide the contention the model's rate includes): the
+    practical peak of this process's threads, what a model's FLOP/s is divided by. fp32 on
+    the CPU; on CUDA bf16 at 4x the size, the precision and scale the GPU's peak needs."""
+    cuda = device == "cuda"
+    n, dtype = (4 * n, torch.bfloat16) if cuda else (n, torch.float32)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     a @ b  # first call: allocation and kernel choice
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync(device)
     return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that a timer reads work done rather than launched."""
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def median(values: list[float]) -> float:

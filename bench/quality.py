@@ -8,7 +8,8 @@ Prints JSON and writes OUT/table.md and OUT/curves.png.
     python bench/quality.py --report --plan diffusion.temperature=0.25   # the finished runs'
         # checkpoints planning otherwise (`evaluate --set`), on the same test episodes
 
-Runs share the machine (``--jobs`` at a time, one torch thread each), so samples/s is that of
+Runs share the machine (``--jobs`` at a time, one torch thread each; with ``--seed-jobs S``
+each run trains S of its seeds side by side, so jobs x S processes), so samples/s is that of
 one run beside another. A finished run (its metrics.json exists) is not trained again; an
 interrupted one is resumed, so the table can be built over several sittings.
 """
@@ -56,8 +57,10 @@ COLUMNS = [
 WITH_INTERVAL = {"test/success", "test/return", "test/len_ratio"}
 
 
-def command(preset: str, env: str, seeds: int, out: Path, sets: list[str]) -> list[str]:
-    train = [sys.executable, "run_search.py", "train", "--out", str(out)]
+def command(
+    preset: str, env: str, seeds: int, out: Path, sets: list[str], seed_jobs: int = 1
+) -> list[str]:
+    train = [sys.executable, "run_search.py", "train", "--out", str(out), "--jobs", str(seed_jobs)]
     if (out / RUN_FILE).exists():  # an interrupted run: go on from its checkpoints
         return [*train, "--resume"]
     extra = [arg for item in ["train.threads=1", *sets] for arg in ("--set", item)]
@@ -65,7 +68,14 @@ def command(preset: str, env: str, seeds: int, out: Path, sets: list[str]) -> li
 
 
 def run(
-    preset: str, env: str, seeds: int, root: Path, sets: list[str], train: bool, plan: list[str]
+    preset: str,
+    env: str,
+    seeds: int,
+    root: Path,
+    sets: list[str],
+    train: bool,
+    plan: list[str],
+    seed_jobs: int = 1,
 ) -> dict:
     """One row of the table: trains the run first unless it is finished or ``train`` is off
     (then an unfinished run is an empty row). With ``plan`` (``key=value`` of how a policy
@@ -78,7 +88,7 @@ def run(
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(root / f"{preset}-{env}.log", "a") as log:
             done = subprocess.run(
-                command(preset, env, seeds, out, sets), cwd=ROOT, stdout=log, stderr=log
+                command(preset, env, seeds, out, sets, seed_jobs), cwd=ROOT, stdout=log, stderr=log
             )
         if done.returncode != 0:  # reported in the table as n/a; the other runs go on
             return row
@@ -199,7 +209,10 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, help="training seeds for every preset (default: SEEDS)"
     )
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="runs (table rows) at a time")
+    parser.add_argument(
+        "--seed-jobs", type=int, default=1, help="seeds of a run side by side (`train --jobs`)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "quality")
     parser.add_argument("--set", action="append", default=[], help="extra overrides, all runs")
     parser.add_argument(
@@ -217,7 +230,12 @@ def main() -> None:
     jobs = [(p, e, args.seeds or SEEDS.get(p, 3)) for p in args.presets for e in args.envs]
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(
-            pool.map(lambda job: run(*job, args.out, args.set, not args.report, args.plan), jobs)
+            pool.map(
+                lambda job: run(
+                    *job, args.out, args.set, not args.report, args.plan, args.seed_jobs
+                ),
+                jobs,
+            )
         )
     rows.sort(key=lambda row: (args.envs.index(row["env"]), args.presets.index(row["preset"])))
     tag = f"-{'-'.join(args.plan)}" if args.plan else ""

@@ -6,6 +6,7 @@ product measured in the same process, round by round.
     python -m bench.training                    # from the repository root; prints JSON
     python -m bench.training --rounds 7 --seconds 3 --threads 2
     python -m bench.training --configs default --set model.layout=encoder
+    python -m bench.training --configs default --device cuda   # bf16 autocast, as `train` on CUDA
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one training step
 (forward and backward): matrix products, the convolution and attention (SDPA), from the
@@ -27,7 +28,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.measure import emit, load, machine, matmul_flops, median
+from bench.measure import emit, load, machine, matmul_flops, median, sync
 from core import config as cfg
 from core.trainer import Trainer
 from data.demos import for_data
@@ -42,11 +43,11 @@ CONFIGS = {"seed": cfg.SEED, "default": cfg.DEFAULT, "large": LARGE}
 DATA = {"data.env": "MiniGrid-DoorKey-8x8-v0", "data.episodes": 500, "data.noise": 0.3}
 
 
-def trainer_for(config: cfg.Config, sets: list[str]) -> Trainer:
+def trainer_for(config: cfg.Config, sets: list[str], device: str = "cpu") -> Trainer:
     for key, value in DATA.items():
         config = cfg.override(config, key, value, "bench")
     config = cfg.apply_sets(config, sets)
-    return Trainer(cfg.validate(config), for_data(config.data), torch.device("cpu"))
+    return Trainer(cfg.validate(config), for_data(config.data), torch.device(device))
 
 
 def step_flops(trainer: Trainer) -> int:
@@ -96,6 +97,7 @@ def samples_per_s(trainer: Trainer, seconds: float) -> float:
     while steps < 3 or time.perf_counter() - start < seconds:
         trainer.step()
         steps += 1
+    sync(trainer.device.type)
     return steps * trainer.config.train.batch_size / (time.perf_counter() - start)
 
 
@@ -106,11 +108,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="training time a round")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
     parser.add_argument("--set", action="append", default=[], help="key=value, every config")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = load()
-    trainers = {name: trainer_for(CONFIGS[name], args.set) for name in args.configs}
+    trainers = {name: trainer_for(CONFIGS[name], args.set, args.device) for name in args.configs}
     flops = {}
     for name, trainer in trainers.items():
         for _ in range(3):  # warm-up: allocator, kernel choice
@@ -122,9 +125,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, trainer in trainers.items():
             # The peak just before and just after: both see the same load as the model.
-            before = matmul_flops()
+            before = matmul_flops(device=args.device)
             rate = samples_per_s(trainer, args.seconds)
-            peak = (before + matmul_flops()) / 2
+            peak = (before + matmul_flops(device=args.device)) / 2
             peaks.append(peak)
             rates[name].append(rate)
             ratios[name].append(rate * flops[name] / peak)
@@ -141,13 +144,15 @@ def main() -> None:
             "model_gflop_s": round(median(rates[name]) * flops[name] / 1e9, 2),
             "flops_ratio": round(median(ratios[name]), 3),
             "flops_ratio_rounds": [round(r, 3) for r in ratios[name]],
-            "products_alone_ratio": round(products_alone(trainer, median(peaks)), 3),
-            "profile_self_time_shares": profile_shares(trainer),
         }
+        if args.device == "cpu":  # CPU time of the products and ops (on CUDA: launch time)
+            results[name]["products_alone_ratio"] = round(products_alone(trainer, median(peaks)), 3)
+            results[name]["profile_self_time_shares"] = profile_shares(trainer)
     emit(
         {
             "bench": "training",
             "machine": machine(),
+            "device": args.device,
             "matmul_gflop_s": round(median(peaks) / 1e9, 1),
             "flop_count": "torch.utils.flop_counter over one step, forward + backward",
             "rounds": args.rounds,

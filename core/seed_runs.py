@@ -6,9 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -104,18 +107,40 @@ def train_seeds(
     demos: Demos | None = None,
     resume: bool = False,
     track: Track = "none",
+    jobs: int = 1,
 ) -> dict:
     """Train ``seeds`` runs (train.seed, train.seed + 1, ...) on the same demonstrations (the
     cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
-    metrics, their mean, standard deviation and the half-width of the mean's 95% interval."""
+    metrics, their mean, standard deviation and the half-width of the mean's 95% interval.
+    With ``jobs`` > 1 that many seeds train side by side, each in its own process."""
     demos = demos if demos is not None else for_data(config.data, log=log)
-    per_seed = {}
+    jobs = min(jobs, seeds)
+    threads = config.train.threads
+    if jobs > 1 and threads == 0:  # torch's default (every core) in each process would thrash
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    runs = []
     for i in range(seeds):
         seed = config.train.seed + i
-        run = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+        train = dataclasses.replace(config.train, seed=seed, threads=threads)
         prefix = f"[seed {seed}] " if seeds > 1 else ""
-        folder = out / f"seed{seed}"
-        per_seed[str(seed)] = train_one(run, demos, folder, log, prefix, resume, track)
+        runs.append(
+            (str(seed), dataclasses.replace(config, train=train), out / f"seed{seed}", prefix)
+        )
+    if jobs == 1:
+        per_seed = {
+            seed: train_one(run, demos, folder, log, prefix, resume, track)
+            for seed, run, folder, prefix in runs
+        }
+    else:
+        # Spawned, not forked: a fork of a process holding torch's (or CUDA's) threads can hang.
+        # Each process prints its own lines, prefixed by its seed.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            started = {
+                seed: pool.submit(train_one, run, demos, folder, print, prefix, resume, track)
+                for seed, run, folder, prefix in runs
+            }
+            per_seed = {seed: future.result() for seed, future in started.items()}
     keys = sorted({k for m in per_seed.values() for k in m})
     values = {k: [m.get(k) for m in per_seed.values()] for k in keys}
     intervals = {k: mean_interval(v) for k, v in values.items()}

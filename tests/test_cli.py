@@ -48,7 +48,9 @@ def test_data_train_evaluate(tmp_path):
     assert meta["env_id"] == "MiniGrid-Empty-5x5-v0" and meta["expert_success_rate"] == 1.0
 
     run = tmp_path / "run"
-    trained = cli("train", "--data", out, *TINY, "--seeds", 2, "--out", run, cwd=tmp_path)
+    trained = cli(
+        "train", "--data", out, *TINY, "--seeds", 2, "--jobs", 2, "--out", run, cwd=tmp_path
+    )
     assert trained.returncode == 0, trained.stderr
     assert "iter   2/2" in trained.stdout, "per-iteration progress on the terminal"
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -67,6 +69,23 @@ def test_data_train_evaluate(tmp_path):
     assert "test episodes" in evaluated.stdout, "the unseen-layout line"
     with Image.open(gif) as image:
         assert image.n_frames > 1 and image.size[0] >= 64
+
+
+def test_seeds_side_by_side_train_as_one_by_one(tmp_path):
+    config = tiny()
+    quiet = lambda line: None  # noqa: E731
+    one_by_one = train_seeds(config, 2, tmp_path / "a", log=quiet)
+    side_by_side = train_seeds(config, 2, tmp_path / "b", log=quiet, jobs=2)
+
+    def figures(summary, seed):  # as text: NaN (no success to measure a length by) equals NaN
+        timing = {"time/minutes", "perf/samples_per_s"}
+        metrics = summary["seeds"][seed]
+        return json.dumps({k: v for k, v in metrics.items() if k not in timing}, sort_keys=True)
+
+    for seed in ("0", "1"):
+        assert figures(one_by_one, seed) == figures(side_by_side, seed)
+        assert (tmp_path / "b" / f"seed{seed}" / "checkpoint.pt").is_file()
+    assert one_by_one["seeds"]["0"]["val/loss"] != one_by_one["seeds"]["1"]["val/loss"]
 
 
 def test_data_is_byte_identical_and_cached(tmp_path):
