@@ -47,7 +47,11 @@ def group(n: int, args: argparse.Namespace, out: Path) -> dict:
         )
         for i in range(n)
     ]
-    errors = [err for run in runs for _, err in [run.communicate()] if run.returncode != 0]
+    errors = []
+    for run in runs:
+        _, err = run.communicate()
+        if run.returncode != 0:
+            errors.append(err)
     wall = time.perf_counter() - start
     if errors:  # the group's figures would be a failed process's: report what went wrong
         return {"processes": n, "error": errors[0].strip().splitlines()[-5:]}
