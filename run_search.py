@@ -101,7 +101,9 @@ def build_parser() -> Parser:
     train.add_argument(
         "--config", type=Path, help="YAML with sections data, model, diffusion, train"
     )
-    train.add_argument("--preset", default=None, help="seed | default | bc (default: default)")
+    train.add_argument(
+        "--preset", default=None, help="seed | default | bc | memory (default: default)"
+    )
     train.add_argument("--env", help="override data.env")
     train.add_argument(
         "--data", type=Path, help="train on this demonstrations .npz (from `data --out`)"

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, cli, tiny
+from core.checkpoint import load_checkpoint
 from core.seed_runs import train_seeds
 
 pytestmark = pytest.mark.slow  # the command line in subprocesses
@@ -69,6 +70,20 @@ def test_data_train_evaluate(tmp_path):
     assert "test episodes" in evaluated.stdout, "the unseen-layout line"
     with Image.open(gif) as image:
         assert image.n_frames > 1 and image.size[0] >= 64
+
+
+def test_the_memory_preset_trains_on_the_explorers_demonstrations_with_a_map(tmp_path):
+    run = tmp_path / "run"
+    args = ("--preset", "memory", "--env", "MiniGrid-FourRooms-v0", "--out", run)
+    trained = cli("train", *args, *TINY, "--set", "train.test_episodes=5", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    assert config["data"]["expert"] == "explorer" and config["model"]["map"] == 15
+    assert config["train"]["iters"] == 2, "--set overrides the preset's 60 iterations"
+    cached = [path.name for path in (tmp_path / "data" / "cache").glob("*.npz")]
+    assert cached and all("explorer" in name for name in cached), cached
+    weights = load_checkpoint(run / "seed0" / "checkpoint.pt")["model"]
+    assert any(name.startswith("known.") for name in weights), "the model reads the map"
 
 
 def test_seeds_side_by_side_train_as_one_by_one(tmp_path):
