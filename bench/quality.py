@@ -100,21 +100,28 @@ def run(
     if plan:
         replanned = [replan(out / f"seed{seed}", plan) for seed in summary["seeds"]]
         for key in WITH_INTERVAL | {"test/unseen_episodes"}:
+            if None in replanned:  # not every seed planned again: n/a, not a partial mean
+                row[key] = None
+                continue
             mean, half = mean_interval([metrics.get(key) for metrics in replanned])
             row[key] = [mean, half if key in WITH_INTERVAL else None]
     return row
 
 
-def replan(folder: Path, plan: list[str]) -> dict:
+def replan(folder: Path, plan: list[str]) -> dict | None:
     """The test figures of ``folder``'s checkpoint planning as ``plan`` says, on the test
-    episodes its run reported on (kept in ``folder``, computed once)."""
+    episodes its run reported on (kept in ``folder``, computed once); None, and evaluate's
+    one line on stderr, where it cannot (a run whose checkpoints were not kept)."""
     path = folder / f"test-{'-'.join(plan)}.json"
     if not path.exists():
         episodes = json.loads((folder / "checkpoint.json").read_text())["metrics"]
         count = int(episodes["test/episodes"])
         evaluate = [sys.executable, "run_search.py", "evaluate", str(folder / "checkpoint.pt")]
         evaluate += ["--episodes", str(count), *(a for item in plan for a in ("--set", item))]
-        done = subprocess.run(evaluate, cwd=ROOT, capture_output=True, text=True, check=True)
+        done = subprocess.run(evaluate, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{folder}: {done.stderr.strip()}", file=sys.stderr)
+            return None
         metrics, _ = json.JSONDecoder().raw_decode(done.stdout)
         path.write_text(json.dumps(metrics, indent=2) + "\n")
     return json.loads(path.read_text())
