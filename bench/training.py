@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.measure import emit, load, machine, matmul_flops, median, sync
 from core import config as cfg
+from core.tokens import MapTokenizer
 from core.trainer import Trainer
 from data.demos import for_data
 
@@ -37,7 +38,7 @@ from data.demos import for_data
 LARGE = dataclasses.replace(
     cfg.DEFAULT, model=dataclasses.replace(cfg.DEFAULT.model, hidden=256, depth=6, heads=8)
 )
-CONFIGS = {"seed": cfg.SEED, "default": cfg.DEFAULT, "large": LARGE}
+CONFIGS = {"seed": cfg.SEED, "default": cfg.DEFAULT, "memory": cfg.MEMORY, "large": LARGE}
 # Every configuration trains on the same cached demonstrations: the step's cost depends on
 # shapes only, and this file is the one the quality table's DoorKey-8x8 runs use.
 DATA = {"data.env": "MiniGrid-DoorKey-8x8-v0", "data.episodes": 500, "data.noise": 0.3}
@@ -101,6 +102,11 @@ def samples_per_s(trainer: Trainer, seconds: float) -> float:
     return steps * trainer.config.train.batch_size / (time.perf_counter() - start)
 
 
+def state_tokens(model: cfg.ModelConfig) -> int:
+    """The view's 49 tokens, one per remembered step, one per patch of the map."""
+    return 49 + model.history + (model.map // MapTokenizer.PATCH) ** 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -137,7 +143,8 @@ def main() -> None:
         results[name] = {
             "model": dataclasses.asdict(c.model),
             "batch_size": c.train.batch_size,
-            "tokens": c.model.horizon + (49 if c.model.conditioning == "prefix" else 0),
+            "tokens": c.model.horizon
+            + (state_tokens(c.model) if c.model.conditioning == "prefix" else 0),
             "parameters": sum(p.numel() for p in trainer.model.parameters()),
             "mflop_per_sample": round(flops[name] / 1e6, 2),
             "samples_per_s": round(median(rates[name]), 1),
