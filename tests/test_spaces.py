@@ -91,13 +91,16 @@ def test_the_grid_space_samples_only_its_points():
     assert len(points) == 24, "every point is reachable"
 
 
+@pytest.mark.parametrize("preset", ["default", "memory"])
 @pytest.mark.parametrize("name", list(SPACES))
-def test_the_preset_is_a_point_of_every_space_and_round_trips(name):
-    point = point_of(name, DEFAULT)
-    assert point is not None, f"the default preset lies outside {name}"
+def test_the_preset_is_a_point_of_every_space_and_round_trips(name, preset):
+    """A search from `default` or `memory` (`--preset`) starts from the preset's own values."""
+    base = PRESETS[preset]
+    point = point_of(name, base)
+    assert point is not None, f"the {preset} preset lies outside {name}"
     fixed = optuna.trial.FixedTrial(point)
     real = SPACES[name](fixed)
-    assert from_flat({**fixed.params, **real}, DEFAULT) == DEFAULT
+    assert from_flat({**fixed.params, **real}, base) == base
 
 
 def test_a_preset_outside_the_space_has_no_point():
