@@ -204,8 +204,13 @@ def plot(root: Path, envs: list[str], presets: list[str], path: Path) -> None:
     for ax in axes.flat[len(envs) :]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colours[p], marker="o", label=p) for p in presets]
-    fig.legend(handles=handles, loc="lower right", title="preset (mean over seeds)")
-    fig.tight_layout()
+    title = "preset (mean over seeds)"
+    if len(envs) < axes.size:  # an empty panel holds the legend
+        axes.flat[-1].legend(handles=handles, loc="center", title=title)
+        fig.tight_layout()
+    else:  # every panel is used: the legend goes below them, in a strip kept free for it
+        fig.legend(handles=handles, loc="lower center", ncol=len(presets), title=title)
+        fig.tight_layout(rect=(0, 0.75 / fig.get_figheight(), 1, 1))
     fig.savefig(path, dpi=110)
 
 
