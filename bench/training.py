@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.measure import emit, load, machine, matmul_flops, median, sync
 from core import config as cfg
-from core.tokens import MapTokenizer
+from core.tokens import STATE_TOKENS, MapTokenizer
 from core.trainer import Trainer
 from data.demos import for_data
 
@@ -104,7 +104,7 @@ def samples_per_s(trainer: Trainer, seconds: float) -> float:
 
 def state_tokens(model: cfg.ModelConfig) -> int:
     """The view's 49 tokens, one per remembered step, one per patch of the map."""
-    return 49 + model.history + (model.map // MapTokenizer.PATCH) ** 2
+    return STATE_TOKENS + model.history + MapTokenizer.tokens(model.map)
 
 
 def main() -> None:

@@ -121,11 +121,16 @@ class MapTokenizer(nn.Module):
 
     PATCH = 3
 
+    @classmethod
+    def tokens(cls, size: int) -> int:
+        """How many tokens the S x S square becomes: one per patch."""
+        return (size // cls.PATCH) ** 2
+
     def __init__(self, hidden: int, size: int, cell_width: int = 16):
         super().__init__()
         self.cells = CellEmbedding(cell_width)
         self.patches = nn.Conv2d(cell_width, hidden, kernel_size=self.PATCH, stride=self.PATCH)
-        self.position = nn.Parameter(torch.zeros(1, (size // self.PATCH) ** 2, hidden))
+        self.position = nn.Parameter(torch.zeros(1, self.tokens(size), hidden))
         nn.init.normal_(self.position, std=0.02)
 
     def forward(self, known: torch.Tensor) -> torch.Tensor:
