@@ -167,7 +167,7 @@ def run_search(args) -> None:
         )
     settings = None if args.resume else Settings.given(flags)
     name = args.name or default_name(settings)
-    outcome = run(
+    outcome, _ = run(
         settings,
         args.results_dir,
         name,
@@ -180,7 +180,7 @@ def run_search(args) -> None:
         extend_to=extend_to,
     )
     report(outcome)
-    if not outcome["finished"]:
+    if not outcome.finished:
         print(
             "the search was interrupted; continue it with: python run_search.py "
             f"--name {name} --resume"
@@ -220,7 +220,7 @@ def run_data(args) -> None:
 
 
 def run_train(args) -> None:
-    from core.evaluate import describe_unseen
+    from core.console import describe_unseen
     from core.metrics import TEST
     from core.seed_runs import train_seeds
     from core.tracking import require
@@ -347,7 +347,8 @@ def resumed_run(args):
 
 
 def run_evaluate(args) -> None:
-    from core.evaluate import describe_unseen, evaluate_checkpoint
+    from core.console import describe_unseen
+    from core.evaluate import evaluate_checkpoint
 
     if args.gif is not None and args.gif.suffix.lower() != ".gif":
         raise BadInput(f"--gif {args.gif} must end in .gif")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.measure import ROOT, emit, load, machine, median
 from bench.search import run_search
-from search.export import rank
+from search.outcome import rank
 from search.record import read_record
 from search.results import read_trials
 
@@ -51,7 +51,7 @@ ARMS = {
 
 
 def iterations_to_target(folder: Path, target: float) -> dict:
-    settings, _ = read_record(folder)
+    settings = read_record(folder).settings
     metric = settings.metric
     trials = read_trials(folder, settings.max_iters)
     results = sorted(

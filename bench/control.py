@@ -25,8 +25,8 @@ import torch
 from bench.measure import emit, load, machine, median
 from core import config as cfg
 from core.checkpoint import load_checkpoint
-from core.evaluate import play_episodes
 from core.policy import Policy, policy_from_checkpoint
+from core.rollout import play_episodes
 from core.trainer import Trainer
 from data.demos import for_data
 from data.envs import episode_seeds, make_env

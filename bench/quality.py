@@ -2,10 +2,10 @@
 several training seeds, and judged on the test episodes (never used to choose anything).
 Prints JSON and writes OUT/table.md and OUT/curves.png.
 
-    python bench/quality.py                      # 7 envs; default and bc on 3 seeds, seed on 1
-    python bench/quality.py --envs MiniGrid-FourRooms-v0 --presets default --seeds 3
-    python bench/quality.py --report             # the table of what has finished so far
-    python bench/quality.py --report --plan diffusion.temperature=0.25   # the finished runs'
+    python -m bench.quality                      # 7 envs; default and bc on 3 seeds, seed on 1
+    python -m bench.quality --envs MiniGrid-FourRooms-v0 --presets default --seeds 3
+    python -m bench.quality --report             # the table of what has finished so far
+    python -m bench.quality --report --plan diffusion.temperature=0.25   # the finished runs'
         # checkpoints planning otherwise (`evaluate --set`), on the same test episodes
 
 Runs share the machine (``--jobs`` at a time, one torch thread each; with ``--seed-jobs S``
@@ -26,13 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-# Run as a file, this script has bench/ first on sys.path, where bench/data.py would hide the
-# data package: the project's root goes first.
-sys.path.insert(0, str(ROOT))
+from core.statistics import mean_interval
+from run_search import RUN_FILE
 
-from core.seed_runs import mean_interval  # noqa: E402
-from run_search import RUN_FILE  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ENVS = [
     "MiniGrid-Empty-8x8-v0",

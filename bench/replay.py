@@ -39,7 +39,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from bench.measure import ROOT, emit, load, machine, median
 from core import config as cfg
-from search.export import rank
+from search.outcome import rank
 from search.results import experiment_state, read_trials
 from search.scheduler import make_scheduler
 from search.searcher import PruningAwareOptunaSearch, make_sampler

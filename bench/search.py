@@ -50,9 +50,9 @@ def run_search(folder: Path, flags: list[str]) -> float:
 
 
 def efficiency(folder: Path) -> dict:
-    settings, record = read_record(folder)
-    trials = read_trials(folder, settings.max_iters)
-    wall, cpus = float(record["wall_s"]), float(record["cpus"])
+    record = read_record(folder)
+    trials = read_trials(folder, record.settings.max_iters)
+    wall, cpus = record.wall_s, record.cpus
     busy = sum(t.busy_s for t in trials)
     iterations = sum(t.iterations for t in trials)
     return {

@@ -10,6 +10,7 @@ the agent (``model.map``) depends on every earlier view, so each row keeps its o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +35,19 @@ def earlier_rows(episode: np.ndarray, step: np.ndarray, history: int) -> np.ndar
     at = np.minimum(np.searchsorted(key[order], wanted), len(key) - 1)
     found = (key[order][at] == wanted) & (step[:, None] >= back)
     return np.where(found, order[at], -1)
+
+
+class Visit(NamedTuple):
+    """One state a policy acted in while DAgger's expert watched, and the expert's plan from
+    there: a row of the training set to be."""
+
+    image: np.ndarray  # (7, 7, 3) the view
+    direction: int
+    plan: list[int]  # the expert's, padded to PLAN_LENGTH
+    executed: int  # the action the policy took there
+    episode: int  # which episode of the rollout
+    step: int  # and which step of it
+    known: np.ndarray  # (S, S, 3) the square of the map around the agent
 
 
 @dataclass
@@ -96,6 +110,11 @@ class Chunks:
             history,
             device,
         )
+
+    @classmethod
+    def from_visits(cls, visits: list[Visit], horizon: int, history: int, device) -> Chunks:
+        columns = {name: [getattr(v, name) for v in visits] for name in Visit._fields}
+        return cls.from_arrays(**columns, horizon=horizon, history=history, device=device)
 
     def __len__(self) -> int:
         return len(self.actions)

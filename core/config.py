@@ -18,15 +18,14 @@ from typing import Literal
 import yaml
 
 from core import fields
-from core.diffusion import SCHEDULES
 from core.fields import NON_NEGATIVE, POSITIVE, PROBABILITY, Range, setting
-from core.tokens import MapTokenizer
-from data.demos import PLAN_LENGTH
-from data.envs import check_env_id
 from data.errors import BadInput
-from data.teachers import Expert
+from data.labels import PLAN_LENGTH, Expert
 
-ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
+# The mask schedules (core/diffusion.py implements each; ``full`` is one-step BC).
+ScheduleName = Literal["cosine", "linear", "loglinear", "full"]
+# The map's square is read as MAP_PATCH x MAP_PATCH patches, one token each (core/tokens.py).
+MAP_PATCH = 3
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class ModelConfig:
     )
 
     @property
-    def memory(self) -> bool:
+    def remembers(self) -> bool:
         """Whether the policy reads more than the current view: earlier steps or the map."""
         return bool(self.history or self.map)
 
@@ -255,13 +254,19 @@ COORDINATES = "space."
 
 
 def from_flat(values: dict[str, object], base: Config = DEFAULT, where: str = "--set") -> Config:
-    """``base`` with flat ``section.key`` values set (a trial's parameters, a preset's changes),
-    validated; sampling coordinates are skipped."""
+    """``base`` with flat ``section.key`` values set (a trial's parameters), validated;
+    sampling coordinates are skipped."""
+    return validate(laid_over(base, values, where))
+
+
+def laid_over(base: Config, values: dict[str, object], where: str = "--set") -> Config:
+    """``base`` with flat ``section.key`` values set, each checked on its own (the rules
+    between keys are ``validate``'s)."""
     config = base
     for key, value in values.items():
         if not key.startswith(COORDINATES):
             config = override(config, key, value, where)
-    return validate(config)
+    return config
 
 
 def flat(config: Config) -> dict[str, object]:
@@ -298,6 +303,10 @@ def apply_sets(config: Config, items: list[str]) -> Config:
 def validate(config: Config) -> Config:
     """Reject configurations that cannot train; each message says what to change. Each key's
     own values and range come from its declaration; the rules between keys are here."""
+    # Imported here: the environment registry loads gymnasium and MiniGrid, which reading a
+    # configuration (and `--help`) should not.
+    from data.envs import check_env_id
+
     check_env_id(config.data.env)
     for section in SECTION_TYPES:
         fields.check(getattr(config, section), prefix=f"{section}.")
@@ -312,11 +321,11 @@ def validate(config: Config) -> Config:
             "model.layout=encoder lays out the state tokens in context: it needs "
             "model.conditioning=prefix (or use model.layout=joint)"
         )
-    patch = MapTokenizer.PATCH
-    if m.map and (m.map % patch or m.map % 2 == 0):
+    if m.map and (m.map % MAP_PATCH or m.map % 2 == 0):
         raise BadInput(
-            f"model.map={m.map} must be an odd multiple of {patch} (the agent at the centre, "
-            f"the square cut into {patch}x{patch} patches): use e.g. 15, or 0 for no map"
+            f"model.map={m.map} must be an odd multiple of {MAP_PATCH} (the agent at the "
+            f"centre, the square cut into {MAP_PATCH}x{MAP_PATCH} patches): use e.g. 15, or 0 "
+            "for no map"
         )
     if d.exec_steps > m.horizon:
         raise BadInput(
@@ -385,9 +394,12 @@ def dump_yaml(config: Config, extra: dict | None = None) -> str:
     return yaml.safe_dump({**to_dict(config), **(extra or {})}, sort_keys=False)
 
 
-# The seed configuration of DESIGN.md, exactly: 49 action tokens, cosine schedule, 100 diffusion
-# steps (the training time grid). It names no sampling-step count; plans use the prototype's 4.
-SEED = from_flat(
+# The seed configuration the project started from, exactly: 49 action tokens, cosine schedule,
+# 100 diffusion steps (the training time grid). It names no sampling-step count: plans use 4.
+# Presets are laid over the defaults without ``validate``, which would load the environment
+# registry whenever this module is imported; tests/test_settings.py validates each.
+SEED = laid_over(
+    DEFAULT,
     {
         "data.env": "MiniGrid-Empty-8x8-v0",
         "data.episodes": 500,
@@ -414,7 +426,8 @@ SEED = from_flat(
 
 # One-step behaviour cloning on the same tokens and backbone: a single action token, always
 # masked, predicted in one step.
-BC = from_flat(
+BC = laid_over(
+    DEFAULT,
     {
         "model.horizon": 1,
         "diffusion.schedule": "full",
@@ -430,7 +443,7 @@ BC = from_flat(
 # know (the shortest-path expert's depend on rooms it has not seen, which no memory recovers),
 # trained twice as long (at 30 iterations validation accuracy was still rising).
 # docs/quality.md: FourRooms 0.72 -> 0.91, level with `default` everywhere else.
-MEMORY = from_flat({"data.expert": "explorer", "model.map": 15, "train.iters": 60})
+MEMORY = laid_over(DEFAULT, {"data.expert": "explorer", "model.map": 15, "train.iters": 60})
 
 PRESETS = {"seed": SEED, "default": DEFAULT, "bc": BC, "memory": MEMORY}
 Preset = Literal["seed", "default", "bc", "memory"]

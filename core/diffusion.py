@@ -9,15 +9,12 @@ predicted, and unmasked tokens are carried over unchanged).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
 
+from core.config import DiffusionConfig, ScheduleName
 from core.tokens import MASK
-
-if TYPE_CHECKING:  # core/config.py reads this file's schedule names
-    from core.config import DiffusionConfig
 
 
 class Schedule:
@@ -89,8 +86,13 @@ class Full(Schedule):
         raise ValueError("the full schedule has no ELBO weight (alpha is constant)")
 
 
-# The schedule names a configuration may use (``diffusion.schedule``).
-SCHEDULES = {"cosine": Cosine, "linear": Linear, "loglinear": LogLinear, "full": Full}
+# Each schedule a configuration may name (``diffusion.schedule``).
+SCHEDULES: dict[ScheduleName, type[Schedule]] = {
+    "cosine": Cosine,
+    "linear": Linear,
+    "loglinear": LogLinear,
+    "full": Full,
+}
 
 
 def make_schedule(name: str) -> Schedule:

@@ -79,12 +79,12 @@ class Attention(nn.Module):
         B, h, T, d = y.shape
         return self.proj(y.transpose(1, 2).reshape(B, T, h * d))  # (B, T, D)
 
-    def forward(self, x: torch.Tensor, memory: tuple | None = None) -> torch.Tensor:
-        """Self-attention of x (B, T, D); ``memory`` holds the keys and values of tokens that
+    def forward(self, x: torch.Tensor, state_kv: tuple | None = None) -> torch.Tensor:
+        """Self-attention of x (B, T, D); ``state_kv`` holds the keys and values of tokens that
         x also reads but does not update (the state tokens of the encoder layout)."""
         q, k, v = self.heads_of(x)
-        if memory is not None:
-            k, v = torch.cat([memory[0], k], dim=2), torch.cat([memory[1], v], dim=2)
+        if state_kv is not None:
+            k, v = torch.cat([state_kv[0], k], dim=2), torch.cat([state_kv[1], v], dim=2)
         return self.attend(q, k, v)
 
 
@@ -110,12 +110,12 @@ class DiTBlock(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, memory: tuple | None = None
+        self, x: torch.Tensor, c: torch.Tensor, state_kv: tuple | None = None
     ) -> torch.Tensor:
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
             c
         ).chunk(6, dim=1)  # each (B, D)
-        h = self.attn(modulate(self.norm1(x), shift_msa, scale_msa), memory)  # (B, T, D)
+        h = self.attn(modulate(self.norm1(x), shift_msa, scale_msa), state_kv)  # (B, T, D)
         x = x + gate_msa.unsqueeze(1) * h
         x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
         return x  # (B, T, D)
@@ -203,7 +203,7 @@ class DiT(nn.Module):
         and values."""
         state = self.state(image, direction)  # (B, 49, D)
         m = self.config
-        if m.memory:
+        if m.remembers:
             if past is None:
                 past = Past.empty(len(image), m.history, m.map, image.device)
             if m.history:
@@ -213,21 +213,21 @@ class DiT(nn.Module):
                 state = torch.cat([self.known(past.map), state], dim=1)  # (B, P + M + 49, D)
         if self.config.layout != "encoder":
             return state
-        memory = []
+        state_kv = []
         for i, block in enumerate(self.blocks):
             state, keys_values = block.encode(state, last=i == len(self.blocks) - 1)
-            memory.append(keys_values)
-        return memory
+            state_kv.append(keys_values)
+        return state_kv
 
-    def denoise(self, memory, actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def denoise(self, encoded, actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``encode``'s output, actions (B, H), t (B,) -> logits (B, H, 7)."""
         x = self.action(actions) + self.action_position  # (B, H, D)
         c = self.time(t)  # (B, D)
         if self.config.conditioning == "pool":
-            c = c + memory.mean(dim=1)  # (B, D)
+            c = c + encoded.mean(dim=1)  # (B, D)
         elif self.config.layout == "joint":
-            x = torch.cat([memory, x], dim=1)  # (B, S + H, D)
+            x = torch.cat([encoded, x], dim=1)  # (B, S + H, D)
         for i, block in enumerate(self.blocks):
-            x = block(x, c, memory[i] if self.config.layout == "encoder" else None)  # (B, T, D)
+            x = block(x, c, encoded[i] if self.config.layout == "encoder" else None)  # (B, T, D)
         x = x[:, -actions.shape[1] :]  # (B, H, D)
         return self.final(x, c)  # (B, H, 7)

@@ -18,11 +18,11 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_lr_schedule(optimizer: torch.optim.Optimizer, t: TrainConfig):
+def make_lr_schedule(optimizer: torch.optim.Optimizer, training: TrainConfig):
     """Cosine steps once per optimiser step; plateau once per iteration, on val/loss."""
-    if t.lr_schedule == "cosine":
-        total = t.iters * t.steps_per_iter
+    if training.lr_schedule == "cosine":
+        total = training.iters * training.steps_per_iter
         return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, t.warmup_steps, total)
+            optimizer, lambda step: warmup_cosine(step, training.warmup_steps, total)
         )
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=t.plateau_patience)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=training.plateau_patience)

@@ -1,5 +1,6 @@
 """The metrics a training iteration reports: their names, which way is better, the time unit,
-how ties between equal scores are broken, and how figures over seeds are summarised.
+and how ties between equal scores are broken (``core/statistics.py`` summarises figures over
+seeds).
 
 Rollouts happen on three disjoint sets of episodes (``data/envs.py``): *training*
 (demonstrations, DAgger), *selection* (``eval/*``: what ASHA judges and the search ranks) and
@@ -12,9 +13,6 @@ from __future__ import annotations
 
 import math
 from typing import Literal
-
-import numpy as np
-from scipy import stats
 
 # Tune's time attribute: one iteration is ``train.steps_per_iter`` optimiser steps.
 TIME = "iteration"
@@ -31,11 +29,9 @@ MODES = {
 }
 Metric = Literal[tuple(MODES)]  # type: ignore[valid-type]
 
-ROLLOUT = ("success", "return", "len_ratio")  # what one rollout reports, after its set's prefix
-# The test report adds how many of its episodes start from a layout (grid + agent) that no
+# The test report also says how many of its episodes start from a layout (grid + agent) that no
 # training episode had, success on those alone, and how many distinct layouts it saw.
 TEST = ("test/success", "test/return", "test/len_ratio")
-UNSEEN = ("test/episodes", "test/unseen_episodes", "test/success_unseen", "test/layouts")
 # Shown first: Ray's live trial table shows the first few metrics of a result.
 HEADLINE = ("eval/return", "eval/success", "val/loss", "perf/samples_per_s")
 # One line per iteration of `train`.
@@ -68,16 +64,3 @@ def judged(metric: str, value: float, loss: float | None) -> float:
         return value
     better = 1.0 if mode_of(metric) == "max" else -1.0
     return value - better * TIEBREAK_SCALE * loss
-
-
-def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
-    """Mean of per-seed figures and the half-width of its ``level`` confidence interval
-    (Student's t over seeds: with 3 seeds the half-width is 2.5 standard deviations). NaN
-    where fewer than two finite values leave no spread to estimate."""
-    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if len(finite) == 0:
-        return math.nan, math.nan
-    if len(finite) == 1:
-        return float(finite[0]), math.nan
-    t = stats.t.ppf(0.5 + level / 2, df=len(finite) - 1)
-    return float(finite.mean()), float(t * finite.std(ddof=1) / math.sqrt(len(finite)))

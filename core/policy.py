@@ -35,12 +35,6 @@ class Policy:
         d = self.config.diffusion
         return d.temperature == 0 and d.sampler == "confidence"
 
-    @property
-    def memory(self) -> bool:
-        """Whether the policy reads more than the current view: earlier steps
-        (``model.history``) or the map of what it has seen (``model.map``)."""
-        return self.config.model.memory
-
     def plan(
         self, images: np.ndarray, directions: np.ndarray, past: tuple | None = None
     ) -> np.ndarray:

@@ -24,10 +24,10 @@ from core.tokens import MASK, Past
 
 def reveal_counts(horizon: int, steps: int, schedule: Schedule) -> list[int]:
     """How many tokens the confidence order reveals at each of ``steps`` steps: the number
-    still masked after a step is ``floor(horizon * reveal_ratio(s))``, exact where the product
-    is a whole number (float error and the log-linear schedule's 1e-3 turned 4 into 3.996, and
-    flooring then revealed one token too many), held so that every step reveals at least one
-    token and the last reveals the rest."""
+    still masked after a step is ``floor(horizon * reveal_ratio(s))``, computed in float64 with
+    a tolerance so that a whole-number product floors to itself (float error would floor 3.996
+    to 3 and reveal one token too many), held so that every step reveals at least one token
+    and the last reveals the rest."""
     counts, masked = [], horizon
     for k in range(steps):
         s = torch.tensor([1 - (k + 1) / steps], dtype=torch.float64)
@@ -55,7 +55,7 @@ def sample_plan(
     (B, H), every position filled. ``model`` is the DiT: the observation is encoded once, then
     the chunk denoised ``steps`` times."""
     B, device = image.shape[0], image.device
-    memory = model.encode(image, direction, past)
+    encoded = model.encode(image, direction, past)
     z = torch.full((B, horizon), MASK, dtype=torch.long, device=device)
     counts = reveal_counts(horizon, steps, schedule) if order == "confidence" else None
     for k in range(steps):
@@ -63,7 +63,7 @@ def sample_plan(
         s = torch.full((B,), 1 - (k + 1) / steps, device=device)
         # Only masked positions are ever revealed, so SUBS's carry-over of the others needs
         # no one-hots here: their confidence is set aside below and they keep their token.
-        log_probs = model.denoise(memory, z, t).float().log_softmax(dim=-1)  # (B, H, A)
+        log_probs = model.denoise(encoded, z, t).float().log_softmax(dim=-1)  # (B, H, A)
         prediction = values(log_probs, temperature, generator)  # (B, H)
         confidence = log_probs.gather(-1, prediction[..., None])[..., 0]  # (B, H)
         masked = z == MASK  # (B, H)

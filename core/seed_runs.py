@@ -21,20 +21,12 @@ from tqdm import tqdm
 
 from core.checkpoint import jsonable, load_checkpoint, save_checkpoint, write_json
 from core.config import Config, flat, to_dict
-from core.metrics import PROGRESS, TIME, mean_interval
+from core.console import progress_line
+from core.metrics import TIME
+from core.statistics import mean_interval
 from core.tracking import Track, Tracker
 from core.trainer import Trainer
 from data.demos import Demos, for_data
-
-
-def progress_line(prefix: str, iteration: int, total: int, metrics: dict, eta_s: float) -> str:
-    parts = [f"{prefix}iter {iteration:>3}/{total}"]
-    for key in PROGRESS:
-        if key in metrics:
-            value = metrics[key]
-            parts.append(f"{key} {value:.0f}" if key.startswith("perf") else f"{key} {value:.3f}")
-    parts.append(f"eta {eta_s // 60:.0f}m{eta_s % 60:02.0f}s")
-    return "  ".join(parts)
 
 
 def train_one(

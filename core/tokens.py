@@ -15,6 +15,7 @@ import torch
 from minigrid.core.actions import Actions
 from torch import nn
 
+from core.config import MAP_PATCH
 from data.known_map import VIEW
 
 NUM_ACTIONS = len(Actions)  # left, right, forward, pickup, drop, toggle, done
@@ -119,7 +120,7 @@ class MapTokenizer(nn.Module):
     (a strided convolution) plus a learned position per patch. Unseen cells have their own
     embedding (MiniGrid's object 0), so the tokens say where the agent has not looked yet."""
 
-    PATCH = 3
+    PATCH = MAP_PATCH
 
     @classmethod
     def tokens(cls, size: int) -> int:

@@ -37,25 +37,23 @@ def granted_cpus() -> int:
     return max(1, int(resources.required_resources.get("CPU", 1)))
 
 
-def train_trial(params: dict, demos: Demos, base: dict, cache: str) -> None:
+def train_trial(
+    params: dict, demos: Demos, base: dict, cache: str, finalists: dict | None = None
+) -> None:
     """Train one trial to ``train.iters`` iterations, resuming from Tune's checkpoint.
 
-    ``demos``, ``base`` and ``cache`` (the dataset cache's absolute path) arrive through
-    ``tune.with_parameters``: the dataset is built once per search and shared through Ray's
-    object store. A restored trial may repeat the
-    iteration after its checkpoint; its report carries the same ``iteration`` and the
-    exports keep the last report of each iteration.
+    A search's trial sets the configuration values ``params`` over ``base``; a finalist's run
+    names its finalist (``params["finalist"]``, whose values ``finalists`` holds) and its
+    training seed (``params["train.seed"]``). ``demos``, ``base``, ``cache`` (the dataset
+    cache's absolute path) and ``finalists`` arrive through ``tune.with_parameters``: the
+    dataset is built once per search and shared through Ray's object store. A restored trial
+    may repeat the iteration after its checkpoint; its report carries the same ``iteration``
+    and the exports keep the last report of each iteration.
     """
+    if "finalist" in params:
+        params = {**finalists[params["finalist"]], "train.seed": params["train.seed"]}
     base_config = from_dict(base, where="search base configuration")
     train(from_flat(params, base_config, where="trial parameters"), demos, base_config, cache)
-
-
-def train_finalist(params: dict, demos: Demos, base: dict, cache: str, finalists: dict) -> None:
-    """Retrain finalist ``params["finalist"]`` (its values in ``finalists``) on training seed
-    ``params["train.seed"]``; its last report carries the test figures."""
-    values = {**finalists[params["finalist"]], "train.seed": params["train.seed"]}
-    base_config = from_dict(base, where="finalist base configuration")
-    train(from_flat(values, base_config, where="finalist"), demos, base_config, cache)
 
 
 def train(config: Config, demos: Demos, base: Config, cache: str) -> None:

@@ -13,14 +13,15 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from core.chunks import Chunks
+from core.chunks import Chunks, Visit
 from core.config import Config, to_dict
 from core.device import pick_device
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
 from core.dit import DiT
-from core.evaluate import on_test_episodes, play_episodes, rollout
+from core.evaluate import on_test_episodes, rollout
 from core.lr_schedule import make_lr_schedule
 from core.policy import Policy
+from core.rollout import play_episodes
 from data.demos import Demos
 
 
@@ -28,8 +29,8 @@ class Trainer:
     def __init__(self, config: Config, demos: Demos, device: torch.device | None = None):
         self.config = config
         self.device = device or pick_device(config.train.device)
-        t = config.train
-        torch.manual_seed(t.seed)
+        training = config.train
+        torch.manual_seed(training.seed)
         train, val = demos.split(config.data.val_fraction)
         m = config.model
         self.train_set = Chunks.from_demos(train, m.horizon, m.history, m.map, self.device)
@@ -40,20 +41,22 @@ class Trainer:
         self.schedule = make_schedule(config.diffusion.schedule)
         self.model = DiT(config.model).to(self.device)
         self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema), use_buffers=True)
-            if t.ema > 0
+            AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(training.ema), use_buffers=True
+            )
+            if training.ema > 0
             else None
         )
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
-            lr=t.lr,
-            weight_decay=t.weight_decay,
-            # One fused kernel for all parameters instead of a loop of per-tensor ops: on CPU
-            # the loop cost 5.6 ms a step of the default preset, the fused kernel 0.6 ms.
+            lr=training.lr,
+            weight_decay=training.weight_decay,
+            # One fused kernel for all parameters instead of a loop of per-tensor ops, which on
+            # a CPU costs several times the step of a small model (BENCHMARKS.md).
             fused=self.device.type in ("cpu", "cuda"),
         )
-        self.scheduler = make_lr_schedule(self.optimizer, t)
-        self.generator = torch.Generator(self.device).manual_seed(t.seed)
+        self.scheduler = make_lr_schedule(self.optimizer, training)
+        self.generator = torch.Generator(self.device).manual_seed(training.seed)
         self.iteration = 0
         self.metrics: dict[str, float] = {}
         self._val_batch = self._fixed_val_batch()
@@ -77,7 +80,7 @@ class Trainer:
     def observations(self, chunks: Chunks, index: torch.Tensor) -> tuple:
         """What the model reads of the rows ``index``: view, direction, and with memory the
         earlier steps and the map."""
-        past = chunks.past(index) if self.config.model.memory else None
+        past = chunks.past(index) if self.config.model.remembers else None
         return chunks.image[index], chunks.direction[index], past
 
     def loss(self, observed, actions, z, masked, t, model) -> tuple:
@@ -89,12 +92,15 @@ class Trainer:
         return masked_loss(logits, actions, masked, t, self.schedule, d.weighting)
 
     def step(self) -> float:
-        t = self.config.train
+        training = self.config.train
         index = torch.randint(
-            len(self.train_set), (t.batch_size,), generator=self.generator, device=self.device
+            len(self.train_set),
+            (training.batch_size,),
+            generator=self.generator,
+            device=self.device,
         )
         actions = self.train_set.actions[index]
-        times = sample_t(t.batch_size, self.config.diffusion, self.generator, self.device)
+        times = sample_t(training.batch_size, self.config.diffusion, self.generator, self.device)
         z, masked = corrupt(actions, times, self.schedule, self.generator)
         observed = self.observations(self.train_set, index)
         loss, _ = self.loss(observed, actions, z, masked, times, self.model)
@@ -104,10 +110,10 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        if training.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), training.grad_clip)
         self.optimizer.step()
-        if t.lr_schedule == "cosine":
+        if training.lr_schedule == "cosine":
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -133,46 +139,47 @@ class Trainer:
         # The next training episodes in turn, wrapping around.
         seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
-        visits: list = []
+        visits: list[Visit] = []
         data, m = self.config.data, self.config.model
         play_episodes(self.policy, data.env, seeds, visits=visits, expert=data.expert)
         if visits:
-            # A visit's fields are from_arrays' columns: view, direction, plan, action taken,
-            # episode, step, the square of the map around the agent.
-            columns = zip(*visits, strict=True)
-            new = Chunks.from_arrays(*columns, m.horizon, m.history, self.device)
+            new = Chunks.from_visits(visits, m.horizon, m.history, self.device)
             self.train_set = self.train_set.extend(new)
         return float(len(self.train_set))
 
     def train_iteration(self) -> dict[str, float]:
         """Run ``steps_per_iter`` optimiser steps, validate, and roll out every ``eval_every``
-        iterations and at the last one. Returns the metrics of DESIGN.md."""
-        t = self.config.train
+        iterations and at the last one. Returns the metrics ``core/metrics.py`` names."""
+        training = self.config.train
         self.model.train()
         start = time.perf_counter()
-        losses = [self.step() for _ in range(t.steps_per_iter)]
+        losses = [self.step() for _ in range(training.steps_per_iter)]
         elapsed = time.perf_counter() - start
         self.iteration += 1
         val_loss, val_acc = self.validate()
-        if t.lr_schedule == "plateau":
+        if training.lr_schedule == "plateau":
             self.scheduler.step(val_loss)
         metrics = {
             "train/loss": sum(losses) / len(losses),
             "val/loss": val_loss,
             "val/acc": val_acc,
-            "perf/samples_per_s": t.batch_size * t.steps_per_iter / elapsed,
+            "perf/samples_per_s": training.batch_size * training.steps_per_iter / elapsed,
             "train/lr": self.optimizer.param_groups[0]["lr"],
         }
-        if t.dagger_every and self.iteration % t.dagger_every == 0 and self.iteration < t.iters:
-            metrics["train/samples"] = self.relabel(t.dagger_episodes)
+        if (
+            training.dagger_every
+            and self.iteration % training.dagger_every == 0
+            and self.iteration < training.iters
+        ):
+            metrics["train/samples"] = self.relabel(training.dagger_episodes)
         data = self.config.data
-        if self.iteration % t.eval_every == 0 or self.iteration == t.iters:
+        if self.iteration % training.eval_every == 0 or self.iteration == training.iters:
             # Selection episodes picked by the data seed: every training seed and every
             # configuration on the same data is scored on the same episodes.
-            metrics.update(rollout(self.policy, data.env, t.eval_episodes, data.seed))
-        if self.iteration == t.iters and t.test_episodes:
+            metrics.update(rollout(self.policy, data.env, training.eval_episodes, data.seed))
+        if self.iteration == training.iters and training.test_episodes:
             # The final figures, on episodes nothing was selected on.
-            metrics.update(on_test_episodes(self.policy, t.test_episodes, data))
+            metrics.update(on_test_episodes(self.policy, training.test_episodes, data))
         self.metrics = metrics
         return metrics
 

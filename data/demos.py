@@ -22,10 +22,10 @@ from minigrid.core.actions import Actions
 from data.envs import check_env_id, episode_seeds, make_env
 from data.errors import BadInput
 from data.files import write_atomically
-from data.teachers import Expert, teachers
+from data.labels import PLAN_LENGTH, Expert
+from data.teachers import teachers
 
 FORMAT_VERSION = 4
-PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
 DONE = int(Actions.done)  # pads a plan past the end of its episode
 
 # name -> (dtype, shape of one row); written in this order, after format_version.
@@ -89,15 +89,8 @@ class Demos:
         """(train, validation), split by whole episodes: the last ceil(E * val_fraction)
         episodes validate. With two or more episodes each side gets at least one; with one,
         validation is empty. Splitting by episode keeps the steps of one layout on one side."""
-        if not 0 <= val_fraction < 1:
-            raise BadInput(f"val_fraction must be in [0, 1), got {val_fraction}; pass e.g. 0.1")
-        total = self.episodes
-        if total < 2:
-            return self._episodes(0, total), self._episodes(total, total)
-        # Rounding first stops float noise (100 * 0.07 = 7.000000000000001) from adding one.
-        validation = math.ceil(round(total * val_fraction, 9))
-        cut = total - min(max(validation, 1), total - 1)
-        return self._episodes(0, cut), self._episodes(cut, total)
+        cut = training_episodes(self.episodes, val_fraction)
+        return self._episodes(0, cut), self._episodes(cut, self.episodes)
 
     def _episodes(self, first: int, stop: int) -> Demos:
         rows = slice(self.episode_start[first], self.episode_start[stop])
@@ -110,6 +103,18 @@ class Demos:
             episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
             env_seed=self.env_seed[first:stop],
         )
+
+
+def training_episodes(total: int, val_fraction: float) -> int:
+    """How many of ``total`` demonstration episodes train (the first ones); the rest
+    validate (see ``Demos.split``)."""
+    if not 0 <= val_fraction < 1:
+        raise BadInput(f"val_fraction must be in [0, 1), got {val_fraction}; pass e.g. 0.1")
+    if total < 2:
+        return total
+    # Rounding first stops float noise (100 * 0.07 = 7.000000000000001) from adding one.
+    validation = math.ceil(round(total * val_fraction, 9))
+    return total - min(max(validation, 1), total - 1)
 
 
 def _problem(demos: Demos) -> str | None:

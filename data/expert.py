@@ -90,7 +90,7 @@ class _Layout:
 @cache
 def _front_table(width: int, height: int) -> tuple[tuple[int, ...], ...]:
     """front[cell][direction]: the flat index of the cell ahead, or -1 off the grid. The same
-    for every layout of one size: made once (it was a third of the explorer's time)."""
+    for every layout of one size: made once per size, not once per layout."""
     front = []
     for y in range(height):
         for x in range(width):

@@ -9,13 +9,10 @@ share this, one teacher an episode.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from data.envs import full_state
 from data.expert import PlanCache
 from data.explorer import Explorer
-
-Expert = Literal["shortest", "explorer"]
+from data.labels import Expert
 
 
 class Shortest:

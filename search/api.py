@@ -22,6 +22,7 @@ from pathlib import Path
 from ray.tune import ResultGrid
 
 from search import tuner
+from search.outcome import Outcome
 from search.settings import Settings, check
 
 
@@ -31,11 +32,11 @@ class Found:
     results: ResultGrid | None  # the trials (None when a resume found them already done)
     finalist_results: ResultGrid | None  # the finalists' runs (None with finalists=0)
     best_config: Path  # what `train --config` retrains: the winning finalist (or best trial)
-    outcome: dict  # what search.export.export returned: counts, best trial, finalists
+    outcome: Outcome  # what was exported: the record, trials ranked, finalists retrained
 
     @property
     def finished(self) -> bool:
-        return self.outcome["finished"]
+        return self.outcome.finished
 
 
 def search(
@@ -47,16 +48,15 @@ def search(
 ) -> Found:
     """Run (or with ``resume=True`` continue) the search ``results_dir/name`` with
     ``settings`` (the defaults are the main job). ``placement`` takes the command line's
-    resources: ``cpus_per_trial``, ``gpus_per_trial``, ``max_concurrent``, ``address``."""
+    resources: ``cpus_per_trial``, ``gpus_per_trial``, ``max_concurrent``, ``address``
+    (and ``extend_to=N`` with ``resume=True`` extends a finished search to N trials)."""
     if settings is not None:
         check(settings)
-    outcome = tuner.run(settings or Settings(), Path(results_dir), name, resume, **placement)
-    # (``extend_to=N`` with ``resume=True`` extends a finished search to N trials.)
-    folder = outcome["folder"]
+    outcome, grids = tuner.run(settings or Settings(), Path(results_dir), name, resume, **placement)
     return Found(
-        folder=folder,
-        results=outcome.get("results"),
-        finalist_results=outcome.get("finalist_results"),
-        best_config=folder / "best_config.yaml",
+        folder=outcome.folder,
+        results=grids.get("results"),
+        finalist_results=grids.get("finalist_results"),
+        best_config=outcome.folder / "best_config.yaml",
         outcome=outcome,
     )

@@ -1,22 +1,15 @@
-"""Where trials run: start a local Ray (with its dashboard) or join a cluster, and decide the
-resources of one trial and how many run at once.
-
-On a CPU machine each trial gets one core and there is one trial per core. With CUDA, trials
-take a fraction of a GPU (four per GPU by default: one small policy leaves a GPU mostly
-idle). Ray knows no MPS resource, so on Apple silicon trials that share the MPS device run
-under their own concurrency cap.
-"""
+"""Where trials run: start a local Ray (with its dashboard) or join a cluster, see what it
+has, check that every node shares the results folder, and stop what was started.
+(``search/placement.py`` decides what one trial gets.)"""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets
 import socket
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -27,8 +20,6 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from data.errors import BadInput
 
 LOCALHOST = "127.0.0.1"
-TRIALS_PER_GPU = 4
-MPS_TRIALS = 2  # trials sharing one Apple GPU
 CONNECT_TIMEOUT_S = 10
 PROBE_TIMEOUT_S = 120  # a fresh worker node first unpacks the code (runtime_env)
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -37,59 +28,6 @@ CODE = {
     "working_dir": str(REPOSITORY),
     "excludes": ["results/", "data/cache/", "docs/", "**/__pycache__/"],  # Ray skips .git, .venv
 }
-
-
-@dataclass(frozen=True)
-class Placement:
-    cpus_per_trial: float
-    gpus_per_trial: float
-    max_concurrent: int
-    device: str  # cpu | cuda | mps: what a trial's train.device becomes
-
-    def describe(self) -> str:
-        gpus = f", {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else ""
-        return (
-            f"{self.max_concurrent} trial(s) at once, each {self.cpus_per_trial:g} CPU{gpus} "
-            f"on {self.device}"
-        )
-
-
-def plan(
-    resources: dict,
-    cpus_per_trial: float | None,
-    gpus_per_trial: float | None,
-    max_concurrent: int | None,
-    mps: bool,
-) -> Placement:
-    """Resources of one trial and the concurrency cap, from the cluster's resources and the
-    user's flags (None: autodetect)."""
-    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
-    if gpus_per_trial is not None and gpus_per_trial > gpus:
-        raise BadInput(
-            f"--gpus-per-trial {gpus_per_trial:g} is more than the {gpus:g} GPU(s) Ray sees; "
-            "use at most that (fractions such as 0.25 share a GPU) or leave it out"
-        )
-    if gpus_per_trial is None:
-        gpus_per_trial = 1 / TRIALS_PER_GPU if gpus > 0 else 0.0
-    if gpus_per_trial > 0:
-        device, slots = "cuda", math.floor(gpus / gpus_per_trial + 1e-9)
-        cpus_per_trial = cpus_per_trial or max(1, math.floor(cpus / slots))
-    elif mps:
-        device, slots = "mps", MPS_TRIALS
-        cpus_per_trial = cpus_per_trial or 1
-    else:
-        device = "cpu"
-        cpus_per_trial = cpus_per_trial or 1
-        slots = math.floor(cpus / cpus_per_trial)
-    if cpus_per_trial > cpus:
-        raise BadInput(
-            f"--cpus-per-trial {cpus_per_trial:g} is more than the {cpus:g} CPU(s) Ray sees; "
-            "use at most that"
-        )
-    concurrent = max_concurrent or max(1, slots)
-    if device == "mps":
-        concurrent = min(concurrent, MPS_TRIALS)
-    return Placement(cpus_per_trial, gpus_per_trial, concurrent, device)
 
 
 def local_resources() -> dict:
@@ -224,6 +162,22 @@ def mps_available() -> bool:
     return torch.backends.mps.is_available()
 
 
-def stop() -> None:
+def resources() -> dict:
+    """What the Ray cluster the search runs on has: its CPUs, GPUs, ..."""
+    return ray.cluster_resources()
+
+
+@contextlib.contextmanager
+def session(address: str | None, dashboard_host: str):
+    """Ray for the length of the block: the caller's own session when one is running (left
+    running), else a local Ray or the cluster at ``address``, stopped at the end. Yields the
+    dashboard URL ('' when this code did not start it)."""
     if ray.is_initialized():
-        ray.shutdown()
+        yield ""
+        return
+    url = start(address, dashboard_host)
+    try:
+        yield url
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()

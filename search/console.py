@@ -10,6 +10,8 @@ from ray.tune.logger.tensorboardx import TBXLoggerCallback
 
 from search import cluster, upstream
 from search.export import pm, verdict
+from search.outcome import Outcome
+from search.placement import Placement
 from search.settings import Settings
 
 
@@ -60,7 +62,7 @@ def restore_loggers(tuner) -> None:
 
 
 def announce(
-    settings: Settings, folder: Path, placement: cluster.Placement, url: str, preset_first: bool
+    settings: Settings, folder: Path, placement: Placement, url: str, preset_first: bool
 ) -> None:
     print(
         f"search {folder.name}: {settings.num_samples} trials of {settings.space} space on "
@@ -90,11 +92,11 @@ def announce(
     print(f"results:       {folder}")
 
 
-def report(outcome: dict) -> None:
+def report(outcome: Outcome) -> None:
     """The counts by status, the best trial's figures and values; the finalists' test figures
     and whether the winner beats the incumbent; then how to retrain the exported winner."""
-    folder, best = outcome["folder"], outcome["best"]
-    counts = ", ".join(f"{n} {s}" for s, n in outcome["counts"].items() if n)
+    folder, best = outcome.folder, outcome.best
+    counts = ", ".join(f"{n} {s}" for s, n in outcome.counts.items() if n)
     print(f"\ntrials: {counts or 'none'}")
     if best is None:
         print("no trial reported a result yet")
@@ -104,7 +106,7 @@ def report(outcome: dict) -> None:
         print(f"  {key:<15} {best.last(key):.3f}")
     for key, value in sorted(best.params.items()):
         print(f"  {key:<25} {value:.4g}" if isinstance(value, float) else f"  {key:<25} {value}")
-    retrained = outcome.get("finalists") or []
+    retrained = outcome.retrained
     seeds = 3
     if retrained:
         print("\nfinalists on test episodes (mean ± 95% interval over seeds):")

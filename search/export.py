@@ -9,60 +9,29 @@ import csv
 import io
 import math
 import os
-from collections import Counter
 from pathlib import Path
 
 from core import config as cfg
 from core.checkpoint import jsonable
-from core.metrics import EXPORTED, TEST, TIEBREAK, judged, mode_of
-from data.errors import BadInput
+from core.metrics import EXPORTED, TEST, mode_of
 from data.files import write_atomically
 from search import finalists
 from search.finalists import Finalist
+from search.outcome import Outcome, read_outcome
 from search.plots import plot_search
-from search.record import read_record
-from search.results import STATUSES, Trial, read_trials
+from search.results import STATUSES, Trial
 from search.settings import Settings
 
 TOP = 5
 
 
-def rank(trials: list[Trial], metric: str) -> list[Trial]:
-    """Best first: trials that ran the full budget before those that did not (a pruned
-    trial's low-budget figure is not comparable), then by their last value of ``metric``
-    with the tie-break of ``core/metrics.py`` (e.g. several policies that solve every
-    episode are told apart by validation loss)."""
-    sign = -1 if mode_of(metric) == "max" else 1
-
-    def key(trial: Trial):
-        last = trial.last(metric)
-        score = judged(metric, last, trial.last(TIEBREAK))
-        return (trial.status != "completed", sign * score if math.isfinite(last) else math.inf)
-
-    return sorted((t for t in trials if t.history), key=key)
-
-
-def export(folder: Path) -> dict:
-    """(Re)write the exports of ``folder``; returns the folder, whether the search and its
-    finalists finished, the counts by status, the best trial and the finalists."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BadInput(f"{folder} is not a folder; pass results/NAME of a search")
-    settings, record = read_record(folder)
-    base = cfg.from_dict(record["base"], where="search base configuration")
-    trials = read_trials(folder, settings.max_iters)
-    ranked = rank(trials, settings.metric)
-    counts = Counter(t.status for t in trials)
-    searched = len(trials) >= settings.num_samples and counts["unfinished"] == 0
-    retrained = finalists.read(folder, record, settings, trials, base)
-    seeds = record.get("finalists", {}).get("seeds", [])
-    finished = searched and (
-        not settings.finalists
-        or bool(retrained)
-        and all(len(f.runs) == len(seeds) for f in retrained)
-    )
+def export(folder: Path) -> Outcome:
+    """(Re)write the exports of ``folder``; returns what they were written from."""
+    outcome = read_outcome(folder)
+    folder, record, trials = outcome.folder, outcome.record, outcome.trials
+    settings, base = record.settings, record.base_config
+    retrained, best = outcome.retrained, outcome.best
     write_atomically(folder / "trials.csv", trials_csv(trials, settings.metric).encode())
-    best = ranked[0] if ranked else None
     winner = retrained[0] if retrained and retrained[0].runs else None
     if winner is not None:
         exported = finalist_config(winner, retrained, settings, base, folder)
@@ -71,19 +40,13 @@ def export(folder: Path) -> dict:
         exported = best_config(best, settings, base, folder)
         write_atomically(folder / "best_config.yaml", exported.encode())
     plots = plot_search(folder / "plots", trials, settings, retrained)
-    summary = summary_md(folder, settings, record, trials, ranked, counts, finished, plots)
+    seeds = record.chosen.seeds if record.chosen else []
+    summary = summary_md(outcome, plots)
     summary = summary.replace(
         f"## Top {TOP}", finalists_md(retrained, seeds, settings) + f"## Top {TOP}"
     )
     write_atomically(folder / "summary.md", summary.encode())
-    return {
-        "folder": folder,
-        "searched": searched,  # every trial ran to its end
-        "finished": finished,  # and so did every finalist
-        "counts": {s: counts[s] for s in STATUSES},
-        "best": best,
-        "finalists": retrained,
-    }
+    return outcome
 
 
 def trials_csv(trials: list[Trial], metric: str) -> str:
@@ -236,20 +199,13 @@ def shown(folder: Path) -> Path:
     return Path(relative) if not relative.startswith("..") else folder.resolve()
 
 
-def summary_md(
-    folder: Path,
-    s: Settings,
-    record: dict,
-    trials: list[Trial],
-    ranked: list[Trial],
-    counts: Counter,
-    finished: bool,
-    plots: list[str],
-) -> str:
+def summary_md(outcome: Outcome, plots: list[str]) -> str:
+    folder, record, trials, ranked = outcome.folder, outcome.record, outcome.trials, outcome.ranked
+    s = record.settings
     metric, max_iters = s.metric, s.max_iters
-    wall = float(record.get("search_wall_s", record.get("wall_s", 0.0)))
-    cpus = float(record.get("cpus", 0.0))
+    wall, cpus = record.trials_wall_s, record.cpus
     busy = sum(t.busy_s for t in trials)
+    counts = outcome.counts
     lines = [
         f"# Search {folder.name}",
         "",
@@ -257,7 +213,8 @@ def summary_md(
         f"{s.searcher} searcher, {s.scheduler} scheduler, up to {max_iters} iterations "
         f"a trial, optimising `{metric}` ({mode_of(metric)}).",
         "",
-        "State: " + ("finished." if finished else "**interrupted** (resume with `--resume`)."),
+        "State: "
+        + ("finished." if outcome.finished else "**interrupted** (resume with `--resume`)."),
         "",
         "| status | trials |",
         "|---|---|",

@@ -16,18 +16,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray import tune
-
 from core import config as cfg
-from core.metrics import TEST, mean_interval
-from core.trainable import train_finalist
-from data.demos import DATA_CACHE
-from search import cluster
+from core.metrics import TEST
+from core.statistics import mean_interval
+from search.record import FINALISTS, SearchRecord
 from search.results import Trial, read_trials
 from search.settings import Settings
 
-FOLDER = "finalists"  # the second experiment, inside the search folder (finalists-K after
-# the K-th extension of the search chose them anew)
 INCUMBENT = "incumbent"
 # What a finalist seed reports of its test episodes (see core/evaluate.py).
 REPORTED = (*TEST, "test/unseen_episodes", "test/success_unseen", "eval/return")
@@ -56,65 +51,9 @@ def seeds_of(settings: Settings) -> list[int]:
     return [settings.seed + 1 + i for i in range(settings.finalist_seeds)]
 
 
-def make_tuner(
-    experiment: Path,
-    chosen: dict[str, dict],
-    seeds: list[int],
-    demos,
-    base: cfg.Config,
-    placement: cluster.Placement,
-    max_failures: int,
-    callbacks: list,
-) -> tune.Tuner:
-    trainable = trainable_for(chosen, demos, base, placement)
-    return tune.Tuner(
-        trainable,
-        param_space={
-            "finalist": tune.grid_search(list(chosen)),
-            "train.seed": tune.grid_search(seeds),
-        },
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=placement.max_concurrent,
-            reuse_actors=True,
-            trial_name_creator=run_name,
-            trial_dirname_creator=run_name,
-        ),
-        run_config=tune.RunConfig(
-            name=experiment.name,
-            storage_path=str(experiment.parent.resolve()),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            failure_config=tune.FailureConfig(max_failures=max_failures),
-            verbose=1,
-            callbacks=callbacks,
-        ),
-    )
-
-
-def restore(experiment: Path, chosen: dict[str, dict], demos, base: cfg.Config, placement):
-    trainable = trainable_for(chosen, demos, base, placement)
-    return tune.Tuner.restore(
-        str(experiment.resolve()),
-        trainable=trainable,
-        resume_unfinished=True,
-        resume_errored=True,
-    )
-
-
-def trainable_for(chosen: dict, demos, base: cfg.Config, placement: cluster.Placement):
-    parameters = {"demos": demos, "base": cfg.to_dict(base), "finalists": chosen}
-    return tune.with_resources(
-        tune.with_parameters(train_finalist, cache=str(DATA_CACHE.resolve()), **parameters),
-        {"cpu": placement.cpus_per_trial, "gpu": placement.gpus_per_trial},
-    )
-
-
-def experiment_of(folder: Path, record: dict) -> Path:
+def experiment_of(folder: Path, record: SearchRecord) -> Path:
     """Where the finalists the record names run."""
-    return folder / record.get("finalists", {}).get("folder", FOLDER)
-
-
-def run_name(trial) -> str:
-    return f"{trial.config['finalist']}_seed{trial.config['train.seed']}"
+    return folder / (record.chosen.folder if record.chosen else FINALISTS)
 
 
 @dataclass
@@ -133,24 +72,25 @@ class Finalist:
         return self.interval("test/return")[0] - self.search_figure
 
 
-def read(
-    folder: Path, record: dict, settings: Settings, trials: list[Trial], base: cfg.Config
-) -> list[Finalist]:
+def read(folder: Path, record: SearchRecord, trials: list[Trial]) -> list[Finalist]:
     """The finalists a search chose (its record) with the runs that finished, best mean test
     return first (finalists with no finished run last)."""
-    chosen = record.get("finalists", {}).get("configs", {})
+    if record.chosen is None:
+        return []
     experiment = experiment_of(folder, record)
-    runs = read_trials(experiment, settings.max_iters) if experiment.is_dir() else []
-    finalists = []
-    for name, values in chosen.items():
+    max_iters = record.settings.max_iters
+    runs = read_trials(experiment, max_iters) if experiment.is_dir() else []
+    base = record.base_config
+    retrained = []
+    for name, values in record.chosen.configs.items():
         finished = {
             int(run.params["train.seed"]): run.history[-1]
             for run in runs
             if run.params.get("finalist") == name and run.status == "completed"
         }
         figure = search_figure(name, trials, base)
-        finalists.append(Finalist(name, values, figure, finished))
-    return sorted(finalists, key=lambda f: -mean_or(f.interval("test/return")[0]))
+        retrained.append(Finalist(name, values, figure, finished))
+    return sorted(retrained, key=lambda f: -mean_or(f.interval("test/return")[0]))
 
 
 def search_figure(name: str, trials: list[Trial], base: cfg.Config) -> float:

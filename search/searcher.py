@@ -27,8 +27,8 @@ def make_sampler(
 ) -> optuna.samplers.BaseSampler:
     """TPE or random search. TPE samples ``startup`` trials at random first: by default a
     sixth of the search, at least 2. The search's first trial is the preset, so TPE has a
-    good point from the start; on recorded DoorKey-8x8 curves (BENCHMARKS.md, replay) 2
-    random trials reached the target in 25 trial-iterations (median of 5) where 4 took 28."""
+    good point from the start, and fewer random trials reached the target sooner on recorded
+    learning curves (BENCHMARKS.md, the replay table)."""
     if name == "tpe":
         # Multivariate TPE models the parameters jointly (depth and learning rate interact);
         # the constant liar keeps parallel workers from proposing the same point.

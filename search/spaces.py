@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
 
 import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
@@ -23,6 +22,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from core.config import Config, flat, from_flat
 from core.diffusion import SCHEDULES as DIFFUSION_SCHEDULES
 from data.errors import BadInput
+from search.settings import SpaceName
 
 # The diffusion schedules a search compares (``full`` is one-step BC, a preset of its own).
 SCHEDULES = [name for name in DIFFUSION_SCHEDULES if name != "full"]
@@ -41,25 +41,27 @@ def default(trial: optuna.Trial) -> dict:
     return {"model.hidden": hidden, "model.heads": hidden // head_dim}
 
 
+def plans(trial: optuna.Trial, most_sampling_steps: int) -> dict:
+    """How a policy plans: horizon (4 .. 16 actions), executed steps (1 .. 8) and sampling
+    steps (1 .. 2 ** ``most_sampling_steps``), each as an exponent; executed and sampling
+    steps capped at the horizon (a range that moved with the horizon would be a different
+    distribution in every trial)."""
+    horizon = 2 ** trial.suggest_int("space.log2_horizon", 2, 4)
+    exec_steps = 2 ** trial.suggest_int("space.log2_exec_steps", 0, 3)
+    sampling_steps = 2 ** trial.suggest_int("space.log2_sampling_steps", 0, most_sampling_steps)
+    return {
+        "model.horizon": horizon,
+        "diffusion.exec_steps": min(exec_steps, horizon),
+        "diffusion.sampling_steps": min(sampling_steps, horizon),
+    }
+
+
 def wide(trial: optuna.Trial) -> dict:
     """The default five plus batch size, dropout, weight decay, conditioning, loss weighting,
     plan horizon and executed steps, sampling steps and EMA."""
     real = default(trial)
-    horizon = 2 ** trial.suggest_int("space.log2_horizon", 2, 4)  # 4 .. 16 actions
-    real.update(
-        {
-            "train.batch_size": 2 ** trial.suggest_int("space.log2_batch_size", 4, 7),
-            "model.horizon": horizon,
-            # Executed and sampling steps as exponents capped at the horizon: a range that
-            # moved with the horizon would be a different distribution in every trial.
-            "diffusion.exec_steps": min(
-                2 ** trial.suggest_int("space.log2_exec_steps", 0, 3), horizon
-            ),
-            "diffusion.sampling_steps": min(
-                2 ** trial.suggest_int("space.log2_sampling_steps", 0, 3), horizon
-            ),
-        }
-    )
+    real.update(plans(trial, most_sampling_steps=3))
+    real["train.batch_size"] = 2 ** trial.suggest_int("space.log2_batch_size", 4, 7)
     trial.suggest_float("model.dropout", 0.0, 0.2)
     trial.suggest_float("train.weight_decay", 1e-6, 1e-1, log=True)
     trial.suggest_categorical("model.conditioning", ["pool", "prefix"])
@@ -74,19 +76,9 @@ def extended(trial: optuna.Trial) -> dict:
     steps, sampling temperature (above 0 a policy can leave a loop), encoder layout, memory,
     the expert imitated, demonstration count and noise, DAgger frequency and the lr
     schedule."""
-    real = default(trial)
-    horizon = 2 ** trial.suggest_int("space.log2_horizon", 2, 4)  # 4 .. 16 actions
-    exec_steps = 2 ** trial.suggest_int("space.log2_exec_steps", 0, 3)
-    sampling_steps = 2 ** trial.suggest_int("space.log2_sampling_steps", 0, 2)
+    real = {**default(trial), **plans(trial, most_sampling_steps=2)}
     kilo_episodes = 2 ** trial.suggest_int("space.log2_kilo_episodes", 0, 2)  # 1000 .. 4000
-    real.update(
-        {
-            "model.horizon": horizon,
-            "diffusion.exec_steps": min(exec_steps, horizon),
-            "diffusion.sampling_steps": min(sampling_steps, horizon),
-            "data.episodes": 1000 * kilo_episodes,
-        }
-    )
+    real["data.episodes"] = 1000 * kilo_episodes
     trial.suggest_categorical("model.layout", ["joint", "encoder"])
     trial.suggest_categorical("model.history", [0, 4, 8])
     trial.suggest_categorical("data.expert", ["shortest", "explorer"])
@@ -107,17 +99,11 @@ def control(trial: optuna.Trial) -> dict:
     trial.suggest_categorical("train.lr_schedule", ["cosine", "plateau"])
     trial.suggest_categorical("diffusion.schedule", SCHEDULES)
     trial.suggest_float("diffusion.temperature", 0.0, 1.0, step=0.25)
-    horizon = 2 ** trial.suggest_int("space.log2_horizon", 2, 4)  # 4 .. 16 actions
-    exec_steps = 2 ** trial.suggest_int("space.log2_exec_steps", 0, 3)
-    sampling_steps = 2 ** trial.suggest_int("space.log2_sampling_steps", 0, 2)
+    real = plans(trial, most_sampling_steps=2)
     trial.suggest_categorical("train.dagger_every", [0, 1, 2, 4])
-    return {
-        "model.horizon": horizon,
-        "diffusion.exec_steps": min(exec_steps, horizon),
-        "diffusion.sampling_steps": min(sampling_steps, horizon),
-        # Rounded: Optuna's steps of 0.1 land on 0.30000000000000004.
-        "data.noise": round(trial.suggest_float("data.noise", 0.0, 0.5, step=0.1), 2),
-    }
+    # Rounded: Optuna's steps of 0.1 land on 0.30000000000000004.
+    real["data.noise"] = round(trial.suggest_float("data.noise", 0.0, 0.5, step=0.1), 2)
+    return real
 
 
 # The grid of ``grid``: few enough points (24) to record every learning curve once.
@@ -137,14 +123,13 @@ def grid(trial: optuna.Trial) -> dict:
     return {}
 
 
-SPACES: dict[str, Callable[[optuna.Trial], dict]] = {
+SPACES: dict[SpaceName, Callable[[optuna.Trial], dict]] = {
     "default": default,
     "wide": wide,
     "extended": extended,
     "control": control,
     "grid": grid,
 }
-SpaceName = Literal[tuple(SPACES)]  # type: ignore[valid-type]
 
 
 def space(name: str) -> Callable[[optuna.Trial], dict]:

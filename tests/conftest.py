@@ -80,7 +80,8 @@ def fast_tier_stays_fast(request, monkeypatch):
             f"{request.node.nodeid} starts Ray or a subprocess: mark it @pytest.mark.slow"
         )
 
-    monkeypatch.setattr(subprocess, "Popen", refuse)
+    # The constructor, not the class: a library may subclass Popen when it is imported.
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
     if "ray" in sys.modules:
         monkeypatch.setattr(sys.modules["ray"], "init", refuse)
 

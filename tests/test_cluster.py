@@ -15,14 +15,8 @@ from core.device import pick_device
 from core.trainable import granted_device
 from data.errors import BadInput
 from search import cluster
-from search.cluster import (
-    MPS_TRIALS,
-    TRIALS_PER_GPU,
-    check_shared,
-    local_resources,
-    mps_available,
-    plan,
-)
+from search.cluster import check_shared, local_resources, mps_available
+from search.placement import MPS_TRIALS, TRIALS_PER_GPU, plan
 
 
 def test_cpu_machine_runs_one_trial_per_core():

@@ -8,10 +8,12 @@ from scipy import stats
 
 from conftest import tiny
 from core.config import DEFAULT, flat
-from core.evaluate import describe_unseen, on_test_episodes
-from core.metrics import mean_interval
+from core.console import describe_unseen
+from core.evaluate import on_test_episodes
+from core.statistics import mean_interval
 from core.trainer import Trainer
 from data.demos import for_data
+from data.envs import episode_seeds, layouts
 from search.export import compute_line, finalists_md
 from search.finalists import INCUMBENT, Finalist, beats, choose, search_figure
 from search.results import Trial
@@ -91,6 +93,20 @@ def test_a_random_layout_environment_counts_its_unseen_test_episodes(trained):
     assert metrics["test/unseen_episodes"] == 6, "12 demonstrations cannot cover FourRooms"
     assert 0 <= metrics["test/success_unseen"] <= 1
     assert describe_unseen(metrics).startswith("6 of 6 test episodes")
+
+
+def test_a_layout_only_validation_had_counts_as_unseen(trained):
+    """Validation demonstrations are never trained on (and DAgger replays training episodes
+    only): a test episode whose layout only they had starts from a layout training lacked."""
+    data = tiny("MiniGrid-DoorKey-5x5-v0", **{"data.episodes": 8, "data.val_fraction": 0.5}).data
+    policy = trained.policy
+    policy.config = tiny("MiniGrid-DoorKey-5x5-v0")
+    demonstrated = layouts(data.env, episode_seeds("training", data.seed, 8))
+    trained_on = set(demonstrated[:4])
+    tested = layouts(data.env, episode_seeds("test", data.seed, 40))
+    unseen = sum(layout not in trained_on for layout in tested)
+    assert unseen > sum(layout not in set(demonstrated) for layout in tested), "a real test"
+    assert on_test_episodes(policy, 40, data)["test/unseen_episodes"] == unseen
 
 
 def test_the_last_iteration_reports_the_test_figures_and_no_other_does():

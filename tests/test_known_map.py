@@ -10,8 +10,9 @@ from conftest import batch, tiny, trained_looking
 from core.chunks import Chunks
 from core.config import DEFAULT, ModelConfig, apply_sets, validate
 from core.dit import DiT
-from core.evaluate import play_episodes
+from core.memory import Memory
 from core.policy import Policy
+from core.rollout import play_episodes
 from core.tokens import Past
 from core.trainer import Trainer
 from data.demos import for_data, generate
@@ -159,3 +160,19 @@ def test_a_policy_with_a_map_trains_relabels_and_plans():
     metrics = trainer.train_iteration()
     assert len(trainer.train_set) > before and trainer.train_set.map.shape[1:] == (9, 9, 3)
     assert 0 <= metrics["eval/success"] <= 1
+
+
+def test_a_loop_needs_the_whole_map_to_repeat_not_only_the_square_read_now():
+    """Two moments with the same square around the agent but different maps are not the same
+    moment: cells seen earlier come back into the square as the agent moves, so the plans
+    after them can differ. The loop check keys on the whole map."""
+    env = make_env("MiniGrid-FourRooms-v0")
+    observation, _ = env.reset(seed=3)
+    here, elsewhere = Memory(0, 3, env), Memory(0, 3, env)
+    here.see(observation, env)
+    u = env.unwrapped
+    far = (u.grid.width - 1 - u.agent_pos[0], u.grid.height - 1 - u.agent_pos[1])
+    elsewhere.known.observe(observation["image"], (u.agent_dir + 2) % 4, far)
+    elsewhere.see(observation, env)
+    assert np.array_equal(here.square, elsewhere.square), "the square read now is the same"
+    assert here.key() != elsewhere.key(), "the maps differ, so this is not a repeat"

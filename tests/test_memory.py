@@ -8,8 +8,8 @@ from conftest import batch, tiny, trained_looking
 from core.chunks import Chunks, earlier_rows
 from core.config import ModelConfig
 from core.dit import DiT
-from core.evaluate import play_episodes
 from core.policy import Policy
+from core.rollout import play_episodes
 from core.tokens import NO_STEP, Past
 from core.trainer import Trainer
 from data.demos import for_data, generate
@@ -108,7 +108,7 @@ def test_rollouts_hand_the_policy_the_steps_it_took():
     recorder = Recorder()
     visits: list = []
     runs = play_episodes(recorder, ENV_ID, [0], visits=visits)
-    taken = [visit[3] for visit in visits]
+    taken = [visit.executed for visit in visits]
     assert len(taken) == runs[0].length
     views = replay(ENV_ID, 0, taken)
     step = 0

@@ -4,6 +4,9 @@ finished trial with a low-budget value; a trial that ran its budget is COMPLETE.
 from collections import Counter
 
 import numpy as np
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -101,3 +104,28 @@ def test_random_searcher_samples_uniformly():
     assert all(60 <= n <= 140 for n in schedules.values()), schedules
     depths = Counter(d["model.depth"] for d in draws)
     assert set(depths) == {1, 2, 3, 4} and all(40 <= n <= 110 for n in depths.values()), depths
+
+
+def test_an_extension_searches_on_in_the_same_study(tmp_path):
+    """A search extended by --resume --num-samples N runs a new searcher on the same stored
+    study (search/tuner.py): TPE sees every earlier trial, and nothing is proposed twice."""
+
+    def storage():
+        return JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+
+    def searcher_of(seed):
+        sampler = make_sampler("tpe", seed, 7, startup=2)
+        return PruningAwareOptunaSearch(
+            default, sampler, "eval/return", "max", MAX_T, storage=storage(), study_name="x"
+        )
+
+    first = searcher_of(0)
+    for i in range(4):
+        play(first, f"a{i}", [0.1 * i] * MAX_T)
+    more = searcher_of(1)
+    for i in range(3):
+        play(more, f"b{i}", [0.2] * MAX_T)
+    study = optuna.load_study(study_name="x", storage=storage())
+    proposed = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(study.trials) == 7 and len(set(proposed)) == 7
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)

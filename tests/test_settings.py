@@ -3,6 +3,7 @@
 
 import argparse
 import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from core.config import (
     EARLIER_DEFAULTS,
     PRESETS,
     SECTION_TYPES,
+    ScheduleName,
     apply_sets,
     flat,
     from_dict,
@@ -22,9 +24,10 @@ from core.config import (
     load_yaml,
     sections_of,
     to_dict,
+    validate,
 )
 from data.errors import BadInput
-from search.settings import SMOKE_SETTINGS, Settings, check
+from search.settings import SMOKE_SETTINGS, Settings, SpaceName, check
 
 
 def test_every_key_is_documented_and_the_defaults_are_the_default_preset():
@@ -32,6 +35,22 @@ def test_every_key_is_documented_and_the_defaults_are_the_default_preset():
         for f in dataclasses.fields(cls):
             assert fields.doc(f), f"{section}.{f.name} has no doc"
     assert from_flat({}) == DEFAULT and PRESETS["default"] == DEFAULT
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_is_a_valid_configuration(name):
+    """Presets are laid over the defaults without validation at import (core/config.py)."""
+    assert validate(PRESETS[name]) == PRESETS[name]
+
+
+def test_the_schemas_names_are_the_implementations():
+    """The configuration and the settings name schedules and spaces without importing torch or
+    Optuna; the names must be the ones implemented."""
+    from core.diffusion import SCHEDULES
+    from search.spaces import SPACES
+
+    assert typing.get_args(ScheduleName) == tuple(SCHEDULES)
+    assert typing.get_args(SpaceName) == tuple(SPACES)
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,10 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.chunks import Chunks
 from core.config import DEFAULT
 from core.device import pick_device
-from core.evaluate import play_episodes, rollout
+from core.evaluate import rollout
 from core.lr_schedule import warmup_cosine
 from core.policy import Policy, policy_from_checkpoint
+from core.rollout import play_episodes
 from core.trainer import Trainer
 from data.demos import DONE, for_data
 from data.envs import episode_seeds
@@ -251,7 +252,7 @@ def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch
 def test_lazy_views_play_the_same_episodes(monkeypatch):
     """A rollout that makes the agent's view only where it plans gives exactly the episodes
     one that makes it at every step gives (a sampling policy, so the plans differ a lot)."""
-    import core.evaluate
+    import core.rollout
 
     config = tiny("MiniGrid-DoorKey-5x5-v0", **{"diffusion.temperature": 1.0})
     trainer = Trainer(config, for_data(config.data))
@@ -262,5 +263,5 @@ def test_lazy_views_play_the_same_episodes(monkeypatch):
         return [(r.length, r.reward, r.success) for r in runs]
 
     lazy = episodes()
-    monkeypatch.setattr(core.evaluate, "observe_lazily", lambda env: None)
+    monkeypatch.setattr(core.rollout, "observe_lazily", lambda env: None)
     assert episodes() == lazy and sum(length for length, _, _ in lazy) > 50

@@ -2,8 +2,8 @@
 step, as ``data.demos.generate`` runs it) and the build time of a training set, from nothing
 to the tensors the trainer batches from.
 
-    python -m bench.data                          # from the repository root; prints JSON
-    python -m bench.data --env MiniGrid-FourRooms-v0 --episodes 500
+    python -m bench.demonstrations                          # from the repository root; prints JSON
+    python -m bench.demonstrations --env MiniGrid-FourRooms-v0 --episodes 500
 
 The view timings put data/view.py beside what it replaces: MiniGrid's own ``gen_obs`` and
 ``Grid.encode``, called on the same states of a random walk.

@@ -1,0 +1,11 @@
+"""What labels a demonstration step: the experts that can, and how many of the expert's next
+actions a step keeps. Names only, so that the configuration's schema reads them without
+loading MiniGrid."""
+
+from typing import Literal
+
+# shortest: plans on the whole grid (data/expert.py); explorer: acts only on what the agent
+# has seen (data/explorer.py). data/teachers.py gives each its teacher.
+Expert = Literal["shortest", "explorer"]
+
+PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut
