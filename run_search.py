@@ -55,7 +55,9 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
-    commands.add_parser("envs", help="list the supported MiniGrid environments")
+    commands.add_parser(
+        "envs", help="list the supported MiniGrid and BabyAI environments, by family"
+    )
 
     search = commands.add_parser(
         "search",
@@ -362,10 +364,13 @@ def run_evaluate(args) -> None:
 
 
 def run_envs(args) -> None:
-    from data.envs import supported_env_ids
+    """Every supported id, one a line, under a line that names its family and its expert."""
+    from data.envs import by_family
 
-    for env_id in supported_env_ids():
-        print(env_id)
+    for family, (expert, env_ids) in by_family().items():
+        print(f"# {family}: {expert}")
+        for env_id in env_ids:
+            print(env_id)
 
 
 def version() -> str:

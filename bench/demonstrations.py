@@ -87,7 +87,7 @@ def build(env_id: str, episodes: int, noise: float, folder: Path) -> dict:
     mark = time.perf_counter()
     demos, _ = load_demos(path)
     train, _ = demos.split(0.1)
-    Chunks.from_demos(train, 8, 0, 0, torch.device("cpu"))
+    Chunks.from_demos(train, 8, 0, 0, 0, torch.device("cpu"))
     timings["load_and_tensors_s"] = time.perf_counter() - mark
     timings["build_s"] = time.perf_counter() - start
     timings["samples"] = demos.samples

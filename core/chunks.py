@@ -48,14 +48,16 @@ class Visit(NamedTuple):
     episode: int  # which episode of the rollout
     step: int  # and which step of it
     known: np.ndarray  # (S, S, 3) the square of the map around the agent
+    mission: np.ndarray  # (W,) the mission's word ids (W = 0 where the policy reads none)
 
 
 @dataclass
 class Chunks:
-    """Observations and the expert's shortest plan from each (its first ``horizon`` actions,
-    padded with DONE past the end of the episode), the action taken there, the rows of
-    the steps before each (``previous``, -1 where the episode had not begun) and the square of
-    the map around the agent there (S = 0 without a map)."""
+    """Observations and the expert's plan from each (its first ``horizon`` actions, padded
+    with DONE past the end of the episode), the action taken there, the rows of the steps
+    before each (``previous``, -1 where the episode had not begun), the square of the map
+    around the agent there (S = 0 without a map) and the episode's mission (W = 0 where the
+    policy reads none)."""
 
     image: torch.Tensor  # (N, 7, 7, 3) uint8
     direction: torch.Tensor  # (N,) long
@@ -63,6 +65,7 @@ class Chunks:
     executed: torch.Tensor  # (N,) long
     previous: torch.Tensor  # (N, M) long
     map: torch.Tensor  # (N, S, S, 3) uint8
+    mission: torch.Tensor  # (N, W) uint8
 
     @classmethod
     def from_arrays(
@@ -74,13 +77,14 @@ class Chunks:
         episode: np.ndarray,
         step: np.ndarray,
         known: np.ndarray,
+        mission: np.ndarray,
         horizon: int,
         history: int,
         device,
     ) -> Chunks:
         """(N, 7, 7, 3) views, (N,) directions, (N, >= horizon) expert plans, (N,) actions
-        taken, each row step ``step`` of episode ``episode``, and (N, S, S, 3) squares of the
-        map around the agent."""
+        taken, each row step ``step`` of episode ``episode``, (N, S, S, 3) squares of the map
+        around the agent and (N, W) missions."""
         return cls(
             torch.from_numpy(np.asarray(image, dtype=np.uint8)).to(device),
             torch.from_numpy(np.asarray(direction, dtype=np.int64)).to(device),
@@ -88,10 +92,14 @@ class Chunks:
             torch.from_numpy(np.asarray(executed, dtype=np.int64)).to(device),
             torch.from_numpy(earlier_rows(episode, step, history)).to(device),
             torch.from_numpy(np.asarray(known, dtype=np.uint8)).to(device),
+            torch.from_numpy(np.asarray(mission, dtype=np.uint8)).to(device),
         )
 
     @classmethod
-    def from_demos(cls, demos: Demos, horizon: int, history: int, map_size: int, device) -> Chunks:
+    def from_demos(
+        cls, demos: Demos, horizon: int, history: int, map_size: int, words: int, device
+    ) -> Chunks:
+        """The rows of ``demos``, each reading the first ``words`` of its episode's mission."""
         lengths = np.diff(demos.episode_start)
         episode = np.repeat(np.arange(demos.episodes), lengths)
         step = np.arange(demos.samples) - np.repeat(demos.episode_start[:-1], lengths)
@@ -106,6 +114,7 @@ class Chunks:
             episode,
             step,
             known,
+            np.repeat(demos.mission[:, :words], lengths, axis=0),
             horizon,
             history,
             device,
@@ -137,6 +146,7 @@ class Chunks:
             torch.cat([self.executed, other.executed]),
             torch.cat([self.previous, shifted]),
             torch.cat([self.map, other.map]),
+            torch.cat([self.mission, other.mission]),
         )
 
     def tail(self, start: int) -> dict[str, torch.Tensor]:
@@ -152,4 +162,5 @@ class Chunks:
             "executed": self.executed[start:].cpu().clone(),
             "previous": torch.where(previous >= 0, previous - start, -1).cpu().clone(),
             "map": self.map[start:].cpu().clone(),
+            "mission": self.mission[start:].cpu().clone(),
         }

@@ -43,9 +43,10 @@ class DataConfig:
         PROBABILITY,
     )
     expert: Expert = setting(
-        "shortest",
-        "who labels demonstrations and DAgger: shortest (plans on the whole grid) | explorer "
-        "(acts only on what the agent has seen)",
+        "auto",
+        "who labels demonstrations and DAgger: auto (the task's own: shortest to reach a "
+        "goal, BabyAIBot for a mission in words) | shortest (plans on the whole grid) | "
+        "explorer (acts only on what the agent has seen)",
     )
 
 
@@ -77,6 +78,11 @@ class ModelConfig:
         "around the agent in its own frame (an odd multiple of 3: 9, 15, 21, ...), one token "
         "per 3x3 patch; 0: no map",
         NON_NEGATIVE,
+    )
+    mission: bool = setting(
+        True,
+        "read the mission, one token per word, on tasks whose mission varies (missions in "
+        "words); false: a policy blind to it, for comparison",
     )
 
     @property
@@ -166,9 +172,9 @@ DEFAULT = Config()
 # version's default, so a file saved before a default changed keeps its meaning; a file that
 # names no version was written under version 1.
 DEFAULTS_KEY = "defaults"
-DEFAULTS_VERSION = 2
+DEFAULTS_VERSION = 3
 # Version v's values of the keys whose defaults changed after it (docs/quality.md says why).
-EARLIER_DEFAULTS = {1: {"diffusion.temperature": 0.0}}
+EARLIER_DEFAULTS = {1: {"diffusion.temperature": 0.0}, 2: {"data.expert": "shortest"}}
 
 
 def preset(name: str) -> Config:
@@ -305,9 +311,12 @@ def validate(config: Config) -> Config:
     own values and range come from its declaration; the rules between keys are here."""
     # Imported here: the environment registry loads gymnasium and MiniGrid, which reading a
     # configuration (and `--help`) should not.
-    from data.envs import check_env_id
+    from data.bot import LOOK_AHEAD
+    from data.envs import check_env_id, instructed
+    from data.teachers import expert_for
 
     check_env_id(config.data.env)
+    expert_for(config.data.env, config.data.expert)
     for section in SECTION_TYPES:
         fields.check(getattr(config, section), prefix=f"{section}.")
     m, d = config.model, config.diffusion
@@ -346,6 +355,12 @@ def validate(config: Config) -> Config:
         raise BadInput(
             f"model.horizon={m.horizon} is more than the {PLAN_LENGTH} expert actions a "
             f"demonstration stores per step: use at most {PLAN_LENGTH}"
+        )
+    if instructed(config.data.env) and m.horizon > LOOK_AHEAD:
+        raise BadInput(
+            f"model.horizon={m.horizon} is more than the {LOOK_AHEAD} actions BabyAIBot's plans "
+            f"are played ahead on missions in words ({config.data.env}): use at most "
+            f"{LOOK_AHEAD}"
         )
     return config
 

@@ -21,7 +21,9 @@ With ``ModelConfig.history`` M > 0 the policy remembers its last M steps: one to
 (``PastTokenizer``: the view, the direction, the action taken, the age) stands in front of the
 current view's 49 tokens and takes part exactly as they do. With ``ModelConfig.map`` S > 0 the
 square of the map of what it has seen around it (S x S cells, ``MapTokenizer``: one token per
-3 x 3 patch) stands there too.
+3 x 3 patch) stands there too. On tasks whose mission varies (missions in words), the mission's
+words (``MissionTokenizer``: one token each) stand in front as well, in every conditioning and
+layout: in context with ``prefix``, in the pooled condition with ``pool``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.config import ModelConfig
-from core.tokens import NUM_ACTIONS, VOCAB, MapTokenizer, Past, PastTokenizer, StateTokenizer
+from core.config import Config, ModelConfig
+from core.tokens import (
+    NUM_ACTIONS,
+    VOCAB,
+    MapTokenizer,
+    MissionTokenizer,
+    Past,
+    PastTokenizer,
+    StateTokenizer,
+    mission_words,
+)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -145,11 +156,14 @@ class FinalLayer(nn.Module):
 
 
 class DiT(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, mission_words: int = 0):
         super().__init__()
         D = config.hidden
         self.config = config
+        self.mission_words = mission_words
         self.state = StateTokenizer(D)
+        if mission_words:
+            self.mission = MissionTokenizer(D, mission_words)
         if config.history:
             self.past = PastTokenizer(D, config.history)
         if config.map:
@@ -190,17 +204,25 @@ class DiT(nn.Module):
         actions: torch.Tensor,
         t: torch.Tensor,
         past: Past | None = None,
+        mission: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """image (B, 7, 7, 3), direction (B,), actions (B, H) tokens incl. MASK, t (B,) in [0, 1],
-        with memory the ``past`` steps -> logits (B, H, 7)."""
-        return self.denoise(self.encode(image, direction, past), actions, t)
+        with memory the ``past`` steps, where the mission varies its words (B, W) -> logits
+        (B, H, 7)."""
+        return self.denoise(self.encode(image, direction, past, mission), actions, t)
 
-    def encode(self, image: torch.Tensor, direction: torch.Tensor, past: Past | None = None):
+    def encode(
+        self,
+        image: torch.Tensor,
+        direction: torch.Tensor,
+        past: Past | None = None,
+        mission: torch.Tensor | None = None,
+    ):
         """What the denoiser reads of the observation (and, with memory, of the ``past``
-        steps); it does not depend on t or on the action tokens, so a sampler computes it
-        once per plan, not once per denoising step. The state tokens (B, S, D), S = P + M + 49
-        (P map patches, M remembered steps), or with the encoder layout each block's state keys
-        and values."""
+        steps, and of the mission's words); it does not depend on t or on the action tokens,
+        so a sampler computes it once per plan, not once per denoising step. The state tokens
+        (B, S, D), S = W + P + M + 49 (W mission words, P map patches, M remembered steps), or
+        with the encoder layout each block's state keys and values."""
         state = self.state(image, direction)  # (B, 49, D)
         m = self.config
         if m.remembers:
@@ -211,6 +233,8 @@ class DiT(nn.Module):
                 state = torch.cat([remembered, state], dim=1)  # (B, M + 49, D)
             if m.map:
                 state = torch.cat([self.known(past.map), state], dim=1)  # (B, P + M + 49, D)
+        if self.mission_words:
+            state = torch.cat([self.mission(mission), state], dim=1)  # (B, W + ..., D)
         if self.config.layout != "encoder":
             return state
         state_kv = []
@@ -231,3 +255,9 @@ class DiT(nn.Module):
             x = block(x, c, encoded[i] if self.config.layout == "encoder" else None)  # (B, T, D)
         x = x[:, -actions.shape[1] :]  # (B, H, D)
         return self.final(x, c)  # (B, H, 7)
+
+
+def model_for(config: Config) -> DiT:
+    """The backbone of ``config``'s policy: its model section, reading the mission where the
+    task's varies."""
+    return DiT(config.model, mission_words(config))

@@ -8,7 +8,7 @@ import torch
 
 from core.config import Config, apply_sets, from_dict, validate
 from core.diffusion import make_schedule
-from core.dit import DiT
+from core.dit import model_for
 from core.sampler import sample_plan
 from core.tokens import Past
 from data.errors import BadInput
@@ -36,15 +36,22 @@ class Policy:
         return d.temperature == 0 and d.sampler == "confidence"
 
     def plan(
-        self, images: np.ndarray, directions: np.ndarray, past: tuple | None = None
+        self,
+        images: np.ndarray,
+        directions: np.ndarray,
+        past: tuple | None = None,
+        missions: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(B, 7, 7, 3), (B,) and, for a policy with memory, ``past``: the last ``history``
-        steps' views (B, M, 7, 7, 3), directions (B, M) and actions (B, M) (NO_STEP before the
+        """(B, 7, 7, 3), (B,), for a policy with memory ``past``: the last ``history`` steps'
+        views (B, M, 7, 7, 3), directions (B, M) and actions (B, M) (NO_STEP before the
         episode began) and the squares of the map around the agent (B, S, S, 3) (None: nothing
-        seen before) -> the first exec_steps actions of each plan, (B, exec_steps)."""
+        seen before), and where the task's mission varies its words (B, W) -> the first
+        exec_steps actions of each plan, (B, exec_steps)."""
         d = self.config.diffusion
         if past is not None:
             past = Past(*(torch.from_numpy(np.asarray(a)).to(self.device) for a in past))
+        if missions is not None:
+            missions = torch.from_numpy(missions).to(self.device)
         was_training = self.model.training
         if was_training:  # eval() walks every submodule: skipped when already there
             self.model.eval()
@@ -59,6 +66,7 @@ class Policy:
             self.generator,
             d.temperature,
             past,
+            missions,
         )
         if was_training:
             self.model.train()
@@ -86,7 +94,7 @@ def policy_from_checkpoint(payload: dict, device: torch.device, sets=()) -> Poli
                 f"({', '.join(PLANNING_KEYS)}); to change {key}, train again"
             )
     config = validate(apply_sets(config, list(sets)))
-    model = DiT(config.model).to(device)
+    model = model_for(config).to(device)
     weights = payload["model"]
     if payload.get("ema") is not None:
         prefix = "module."

@@ -18,15 +18,16 @@ import numpy as np
 from core.chunks import Visit
 from core.memory import Memory
 from core.policy import Policy
-from data.demos import padded
+from core.tokens import mission_words
+from data.demos import mission_of, padded
 from data.envs import full_state, make_env, observe_lazily
-from data.expert import shortest_plan
-from data.teachers import Expert, teachers
+from data.teachers import Expert, expert_length, teachers
 
 
 class Episode:
-    """One episode a policy plays: its environment, what it observes, remembers and has left
-    to execute of its plan, and its figures (``length``, ``reward``, ``success``)."""
+    """One episode a policy plays: its environment, its mission, what it observes, remembers
+    and has left to execute of its plan, and its figures (``length``, ``reward``,
+    ``success``)."""
 
     def __init__(
         self,
@@ -42,8 +43,10 @@ class Episode:
         self.index, self.seed = index, int(env_seed)
         self.env = make_env(env_id, render_mode="rgb_array" if render else None, checked=False)
         self.observation, _ = self.env.reset(seed=self.seed)
-        self.expert_length = len(shortest_plan(self.env))
+        self.expert_length = expert_length(self.env)
         self.layout = full_state(self.env)  # the state it started from
+        words = mission_words(policy.config)
+        self.mission = mission_of(env_id, self.env.unwrapped.mission)[:words]
         # Views made only when the policy plans from them: MiniGrid builds one at every step
         # in Python, over half a rollout's time (data/envs.py).
         self.observe = observe_lazily(self.env) if lazy else None
@@ -84,6 +87,7 @@ class Episode:
                         self.index,
                         self.length,
                         self.memory.square,
+                        self.mission,
                     )
                 )
         self.memory.add(obs, action)
@@ -108,7 +112,10 @@ def plan_for(policy: Policy, episodes: list[Episode]) -> None:
     directions = np.array([view["direction"] for view in views], dtype=np.int64)
     remembers = policy.config.model.remembers
     past = Memory.stack([episode.memory for episode in episodes]) if remembers else None
-    for episode, actions in zip(episodes, policy.plan(images, directions, past), strict=True):
+    missions = np.stack([episode.mission for episode in episodes])
+    missions = missions if missions.shape[1] else None
+    planned = policy.plan(images, directions, past, missions)
+    for episode, actions in zip(episodes, planned, strict=True):
         episode.queue = [int(a) for a in actions]
 
 
@@ -118,14 +125,14 @@ def play_episodes(
     env_seeds: Iterable[int],
     frames: list | None = None,
     visits: list[Visit] | None = None,
-    expert: Expert = "shortest",
+    expert: Expert = "auto",
 ) -> list[Episode]:
     """Roll the policy out on the given env seeds, one Episode each. If ``frames`` is a list,
     the first episode's rendered frames are appended to it (for a GIF). If ``visits`` is a
     list, every state the policy acts in is appended to it with the ``expert``'s plan from
     there (DAgger)."""
     lazy = visits is None and not policy.config.model.remembers
-    teacher = teachers(expert) if visits is not None else None
+    teacher = teachers(expert, env_id) if visits is not None else None
     episodes = [
         Episode(
             i, env_id, seed, policy, lazy, render=frames is not None and i == 0, teacher=teacher

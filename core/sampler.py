@@ -50,12 +50,13 @@ def sample_plan(
     generator: torch.Generator | None = None,
     temperature: float = 0.0,
     past: Past | None = None,
+    mission: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """image (B, 7, 7, 3), direction (B,) (and with memory the ``past`` steps) -> actions
-    (B, H), every position filled. ``model`` is the DiT: the observation is encoded once, then
-    the chunk denoised ``steps`` times."""
+    """image (B, 7, 7, 3), direction (B,) (with memory the ``past`` steps, where the task's
+    mission varies its words (B, W)) -> actions (B, H), every position filled. ``model`` is
+    the DiT: the observation is encoded once, then the chunk denoised ``steps`` times."""
     B, device = image.shape[0], image.device
-    encoded = model.encode(image, direction, past)
+    encoded = model.encode(image, direction, past, mission)
     z = torch.full((B, horizon), MASK, dtype=torch.long, device=device)
     counts = reveal_counts(horizon, steps, schedule) if order == "confidence" else None
     for k in range(steps):

@@ -15,8 +15,10 @@ import torch
 from minigrid.core.actions import Actions
 from torch import nn
 
-from core.config import MAP_PATCH
+from core.config import MAP_PATCH, Config
+from data.envs import mission_words as task_mission_words
 from data.known_map import VIEW
+from data.missions import VOCABULARY
 
 NUM_ACTIONS = len(Actions)  # left, right, forward, pickup, drop, toggle, done
 MASK = NUM_ACTIONS  # the absorbing token of masked diffusion; never predicted (SUBS)
@@ -139,3 +141,24 @@ class MapTokenizer(nn.Module):
         cells = self.cells(known).permute(0, 3, 1, 2)  # (B, C, S, S) from [i, j, C]
         tokens = self.patches(cells).flatten(2).transpose(1, 2)  # (B, P, D)
         return tokens + self.position
+
+
+def mission_words(config: Config) -> int:
+    """How many words of its mission the policy of ``config`` reads: the task's count (none
+    where the mission never varies), or none when ``model.mission`` is off."""
+    return task_mission_words(config.data.env) if config.model.mission else 0
+
+
+class MissionTokenizer(nn.Module):
+    """One token per word of the mission (padded to the task's word count, data/missions.py):
+    the word's embedding plus a learned position per word."""
+
+    def __init__(self, hidden: int, words: int):
+        super().__init__()
+        self.word = nn.Embedding(len(VOCABULARY), hidden)
+        self.position = nn.Parameter(torch.zeros(1, words, hidden))
+        nn.init.normal_(self.position, std=0.02)
+
+    def forward(self, mission: torch.Tensor) -> torch.Tensor:
+        """(B, W) word ids -> (B, W, D)."""
+        return self.word(mission.long()) + self.position

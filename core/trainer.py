@@ -17,11 +17,12 @@ from core.chunks import Chunks, Visit
 from core.config import Config, to_dict
 from core.device import pick_device
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
-from core.dit import DiT
+from core.dit import model_for
 from core.evaluate import on_test_episodes, rollout
 from core.lr_schedule import make_lr_schedule
 from core.policy import Policy
 from core.rollout import play_episodes
+from core.tokens import mission_words
 from data.demos import Demos
 
 
@@ -32,14 +33,14 @@ class Trainer:
         training = config.train
         torch.manual_seed(training.seed)
         train, val = demos.split(config.data.val_fraction)
-        m = config.model
-        self.train_set = Chunks.from_demos(train, m.horizon, m.history, m.map, self.device)
+        m, words = config.model, mission_words(config)
+        self.train_set = Chunks.from_demos(train, m.horizon, m.history, m.map, words, self.device)
         self.demo_samples = len(self.train_set)  # rows past this were added by relabel()
         self.train_seeds = train.env_seed  # DAgger replays these, never evaluation seeds
         self.relabelled = 0
-        self.val_set = Chunks.from_demos(val, m.horizon, m.history, m.map, self.device)
+        self.val_set = Chunks.from_demos(val, m.horizon, m.history, m.map, words, self.device)
         self.schedule = make_schedule(config.diffusion.schedule)
-        self.model = DiT(config.model).to(self.device)
+        self.model = model_for(config).to(self.device)
         self.ema = (
             AveragedModel(
                 self.model, multi_avg_fn=get_ema_multi_avg_fn(training.ema), use_buffers=True
@@ -78,16 +79,16 @@ class Trainer:
         return self.observations(self.val_set, index), actions, z, masked, t
 
     def observations(self, chunks: Chunks, index: torch.Tensor) -> tuple:
-        """What the model reads of the rows ``index``: view, direction, and with memory the
-        earlier steps and the map."""
+        """What the model reads of the rows ``index``: view, direction, with memory the
+        earlier steps and the map, and the mission's words."""
         past = chunks.past(index) if self.config.model.remembers else None
-        return chunks.image[index], chunks.direction[index], past
+        return chunks.image[index], chunks.direction[index], past, chunks.mission[index]
 
     def loss(self, observed, actions, z, masked, t, model) -> tuple:
-        image, direction, past = observed
+        image, direction, past, mission = observed
         autocast = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(image, direction, z, t, past)
+            logits = model(image, direction, z, t, past, mission)
         d = self.config.diffusion
         return masked_loss(logits, actions, masked, t, self.schedule, d.weighting)
 
@@ -220,6 +221,8 @@ class Trainer:
                 extra = {**extra, "executed": extra["actions"][:, 0], "previous": none}
             if "map" not in extra:  # saved before the map existed: a policy without one
                 extra = {**extra, "map": torch.empty((n, 0, 0, 3), dtype=torch.uint8)}
+            if "mission" not in extra:  # saved before missions were read: a task without one
+                extra = {**extra, "mission": torch.empty((n, 0), dtype=torch.uint8)}
             added = Chunks(**{k: v.to(self.device) for k, v in extra.items()})
             self.train_set = self.train_set.extend(added)
 

@@ -1,7 +1,9 @@
-"""Demonstrations: the shortest-path expert's episodes, stored as one .npz plus a JSON sidecar.
+"""Demonstrations: an expert's episodes (data/teachers.py), stored as one .npz plus a JSON
+sidecar.
 
-The .npz is byte-identical for the same (env_id, episodes, seed), so a cache file can be
-compared or hashed, and it holds only plain arrays, so it loads with allow_pickle=False.
+The .npz is byte-identical for the same (env_id, episodes, seed, noise, expert), so a cache
+file can be compared or hashed, and it holds only plain arrays, so it loads with
+allow_pickle=False.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from pathlib import Path
 import numpy as np
 from minigrid.core.actions import Actions
 
-from data.envs import check_env_id, episode_seeds, make_env
+from data.envs import CHAINED_MISSION_WORDS, check_env_id, episode_seeds, instructed, make_env
 from data.errors import BadInput
 from data.files import write_atomically
 from data.labels import PLAN_LENGTH, Expert
-from data.teachers import teachers
+from data.missions import mission_tokens
+from data.teachers import expert_for, teachers
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 DONE = int(Actions.done)  # pads a plan past the end of its episode
 
 # name -> (dtype, shape of one row); written in this order, after format_version.
@@ -37,7 +40,9 @@ ARRAYS = {
     "executed": (np.uint8, ()),
     "episode_start": (np.int64, ()),
     "env_seed": (np.int64, ()),
+    "mission": (np.uint8, (CHAINED_MISSION_WORDS,)),
 }
+PER_EPISODE = ("env_seed", "mission")  # one row an episode; the others one a step
 REGENERATE = "delete it and rerun `python run_search.py data ...` to regenerate it"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold; fixed for determinism
 DATA_CACHE = Path("data/cache")  # where `train` and the search keep demonstrations
@@ -56,7 +61,8 @@ class Demos:
     executed: (N,) uint8, the action taken there (the expert's, or with noise a random one):
     with the views, what a policy with memory remembers of the step;
     episode_start: (E + 1,) int64 row offsets; env_seed: (E,) int64, the seed each episode's
-    env.reset used.
+    env.reset used; mission: (E, W) uint8, the word ids of each episode's mission
+    (data/missions.py; all PAD on tasks whose mission never varies).
     """
 
     image: np.ndarray
@@ -66,6 +72,7 @@ class Demos:
     executed: np.ndarray
     episode_start: np.ndarray
     env_seed: np.ndarray
+    mission: np.ndarray
 
     def __post_init__(self):
         problem = _problem(self)
@@ -102,6 +109,7 @@ class Demos:
             executed=self.executed[rows],
             episode_start=self.episode_start[first : stop + 1] - self.episode_start[first],
             env_seed=self.env_seed[first:stop],
+            mission=self.mission[first:stop],
         )
 
 
@@ -129,10 +137,12 @@ def _problem(demos: Demos) -> str | None:
             return f"{name} has shape {array.shape}, expected ({expected})"
     samples, starts = len(demos.plan), demos.episode_start
     rows = {
-        len(getattr(demos, name)) for name in ARRAYS if name not in ("episode_start", "env_seed")
+        len(getattr(demos, name)) for name in ARRAYS if name not in ("episode_start", *PER_EPISODE)
     }
     if rows != {samples}:
         return "image, direction, position, plan and executed have different numbers of rows"
+    if len(demos.mission) != len(demos.env_seed):
+        return "mission and env_seed have different numbers of rows"
     if len(starts) != len(demos.env_seed) + 1:
         return "episode_start must have one more entry than env_seed"
     if starts[0] != 0 or starts[-1] != samples or np.any(np.diff(starts) <= 0):
@@ -144,7 +154,7 @@ def _problem(demos: Demos) -> str | None:
 
 
 def generate(
-    env_id: str, episodes: int, seed: int, noise: float = 0.0, expert: Expert = "shortest"
+    env_id: str, episodes: int, seed: int, noise: float = 0.0, expert: Expert = "auto"
 ) -> tuple[Demos, dict]:
     """Run the expert for `episodes` episodes on the demonstration seeds of `seed`.
 
@@ -152,49 +162,46 @@ def generate(
     instead of the expert's (never a step into lava), and the expert replans from where it
     lands: the data then also shows how to recover from states off the expert's path, which
     a cloned policy drifts into (DART, Laskey et al. 2017). Every label is still the expert's
-    plan from the state it labels (data/teachers.py: the shortest path, or the explorer's).
+    plan from the state it labels (data/teachers.py). An episode the expert fails (BabyAIBot
+    gives up on a few) is left out and counted (``expert_failures``); a reach-the-goal episode
+    cut by the step limit is kept, its labels still the shortest plans.
     """
     if not 0.0 <= noise < 1.0:
         raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
+    expert = expert_for(env_id, expert)
     env = make_env(env_id)
     env_seeds = episode_seeds("training", seed, episodes)
-    images, directions, positions, plans, executed, starts = [], [], [], [], [], [0]
-    successes = 0
-    teacher_in = teachers(expert)
+    teacher_in = teachers(expert, env_id)
+    rows = {name: [] for name in ("image", "direction", "position", "plan", "executed")}
+    starts, kept, missions, failed = [0], [], [], []
     for env_seed in env_seeds:
         obs, _ = env.reset(seed=int(env_seed))
-        rng = np.random.default_rng(int(env_seed))
-        teacher = teacher_in(env)
-        plan = teacher.label(env, obs)
-        if not plan:
-            raise RuntimeError(f"{env_id} with env seed {env_seed}: the {expert} expert is stuck")
-        reward, terminated, truncated = 0.0, False, False
-        while plan and not (terminated or truncated):
-            images.append(obs["image"])
-            directions.append(obs["direction"])
-            positions.append(env.unwrapped.agent_pos)
-            plans.append(padded(list(plan)))
-            action = plan[0]
-            if noise and rng.random() < noise:
-                action = _perturbation(env, rng)
-            executed.append(action)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            teacher.moved(plan, action, env)
-            if not (terminated or truncated):
-                plan = teacher.label(env, obs)
-        # A truncated episode (plan longer than max_steps) is kept: its labels are still optimal.
-        successes += bool(terminated and reward > 0)
-        starts.append(len(plans))
+        episode = demonstrate(
+            env, obs, teacher_in(env), np.random.default_rng(int(env_seed)), noise
+        )
+        if episode is None:
+            failed.append(int(env_seed))
+            continue
+        for name, values in episode.items():
+            rows[name].extend(values)
+        starts.append(len(rows["plan"]))
+        kept.append(env_seed)
+        missions.append(mission_of(env_id, env.unwrapped.mission))
     env.close()
-
+    if not kept:
+        raise BadInput(
+            f"the {expert} expert failed every one of {episodes} episodes of {env_id}; "
+            "use a supported environment (`envs` lists them)"
+        )
     demos = Demos(
-        image=np.stack(images).astype(np.uint8),
-        direction=np.asarray(directions, dtype=np.uint8),
-        position=np.asarray(positions, dtype=np.uint8).reshape(-1, 2),
-        plan=np.asarray(plans, dtype=np.uint8),
-        executed=np.asarray(executed, dtype=np.uint8),
+        image=np.stack(rows["image"]).astype(np.uint8),
+        direction=np.asarray(rows["direction"], dtype=np.uint8),
+        position=np.asarray(rows["position"], dtype=np.uint8).reshape(-1, 2),
+        plan=np.asarray(rows["plan"], dtype=np.uint8),
+        executed=np.asarray(rows["executed"], dtype=np.uint8),
         episode_start=np.asarray(starts, dtype=np.int64),
-        env_seed=env_seeds,
+        env_seed=np.asarray(kept, dtype=np.int64),
+        mission=np.stack(missions),
     )
     meta = {
         "format_version": FORMAT_VERSION,
@@ -203,11 +210,49 @@ def generate(
         "seed": seed,
         "noise": noise,
         "expert": expert,
-        "expert_success_rate": successes / episodes,
-        "mean_episode_length": demos.samples / episodes,
+        "expert_failures": failed,  # env seeds of the episodes left out
+        "expert_success_rate": 1 - len(failed) / episodes,
+        "mean_episode_length": demos.samples / demos.episodes,
         "samples": demos.samples,
     }
     return demos, meta
+
+
+def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> dict | None:
+    """One episode of the expert from ``env`` just reset (observing ``obs``): each step's
+    view, direction, position, the expert's plan and the action taken; None where the expert
+    fails (it gives up, or the episode ends without success where the expert explores)."""
+    rows = {name: [] for name in ("image", "direction", "position", "plan", "executed")}
+    plan = teacher.label(env, obs)
+    terminated = truncated = False
+    reward = 0.0
+    while plan and not (terminated or truncated):
+        rows["image"].append(obs["image"])
+        rows["direction"].append(obs["direction"])
+        rows["position"].append(env.unwrapped.agent_pos)
+        rows["plan"].append(padded(list(plan)))
+        action = plan[0]
+        if noise and rng.random() < noise:
+            action = _perturbation(env, rng)
+        rows["executed"].append(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        if not (terminated or truncated):
+            teacher.moved(plan, action, env)
+            plan = teacher.label(env, obs)
+    succeeded = terminated and reward > 0
+    # The shortest-path expert cannot fail; its episode may be cut by the step limit, and its
+    # labels are still the shortest plans. The bot's failures are left out.
+    if not rows["plan"] or not succeeded and (plan is None or instructed(env.spec.id)):
+        return None
+    return rows
+
+
+def mission_of(env_id: str, mission: str) -> np.ndarray:
+    """The stored words of an episode's mission: its word ids where the task's mission varies
+    (all PAD where it never does: then nothing reads it)."""
+    if not instructed(env_id):
+        return np.zeros(CHAINED_MISSION_WORDS, dtype=np.uint8)
+    return mission_tokens(mission, CHAINED_MISSION_WORDS)
 
 
 def padded(plan: list[int]) -> list[int]:
@@ -303,7 +348,7 @@ def _read_meta(path: Path, demos: Demos) -> dict:
         if (
             isinstance(meta, dict)
             and meta.get("format_version") == FORMAT_VERSION
-            and meta.get("episodes") == demos.episodes
+            and meta.get("episodes") == demos.episodes + len(meta.get("expert_failures", []))
             and meta.get("samples") == demos.samples
         ):
             return meta
@@ -328,17 +373,21 @@ def cached(
     cache_dir: Path,
     noise: float = 0.0,
     log=None,
-    expert: Expert = "shortest",
+    expert: Expert = "auto",
 ) -> tuple[Demos, dict, Path]:
-    """The demonstrations for (env_id, episodes, seed, noise), read from `cache_dir` when a valid
-    file is there, else generated and saved there (replacing a corrupt or stale file)."""
+    """The demonstrations for (env_id, episodes, seed, noise, expert), read from `cache_dir`
+    when a valid file is there, else generated and saved there (replacing a corrupt or stale
+    file)."""
     check_env_id(env_id)
+    expert = expert_for(env_id, expert)
     env_seeds = episode_seeds("training", seed, episodes)
     path = Path(cache_dir) / f"{CacheName(env_id, episodes, seed, noise, expert)}.npz"
     if path.exists():
         with contextlib.suppress(BadInput):  # unreadable: fall through and regenerate it
             demos, meta = load(path)
-            if np.array_equal(demos.env_seed, env_seeds):
+            failed = meta.get("expert_failures") or []
+            whole = len(demos.env_seed) + len(failed) == episodes
+            if whole and np.isin(demos.env_seed, env_seeds).all():
                 return demos, meta, path
     if log is not None:
         log(f"building {episodes} {expert} expert demonstrations of {env_id} in {path}")

@@ -1,18 +1,33 @@
-"""Which MiniGrid environments the search supports, how to make them, and which seeds to use.
+"""Which MiniGrid and BabyAI environments the search supports, who demonstrates each, how to
+make them, and which seeds to use.
 
-Only the reach-the-goal families are supported: their success is "terminated with reward > 0",
-which the shortest-path expert in `data.expert` can always achieve.
+Two kinds of task are supported, both judged a success when the episode terminates with a
+reward (MiniGrid's ``1 - 0.9 * steps / max_steps``):
+
+* *reach the goal* (FAMILIES): the mission never varies; the shortest-path expert
+  (data/expert.py) or the explorer (data/explorer.py) demonstrates them;
+* *missions in words* (INSTRUCTED MiniGrid tasks and BabyAI's levels): a key in another room,
+  an object to pick up or to put next to another, doors to open in order; the mission varies
+  from episode to episode and the policy reads it (data/missions.py); minigrid's BabyAIBot
+  demonstrates them (data/bot.py).
+
+An id of these families whose expert succeeds in fewer than 99% of test episodes is not
+supported (NOT_SOLVED, with the reason; docs/environments.md has the measured table).
 """
 
+import contextlib
 import difflib
+import functools
+import io
 import types
 import typing
 from typing import Literal
 
 import gymnasium as gym
-import minigrid  # noqa: F401  (importing registers the MiniGrid-* ids with gymnasium)
+import minigrid  # noqa: F401  (importing registers the MiniGrid-* and BabyAI-* ids)
 import numpy as np
 
+from data.bot import INSTRUCTIONS
 from data.errors import BadInput
 from data.view import grid_encoding, observation
 
@@ -26,42 +41,137 @@ FAMILIES = (
     "DoorKey",
     "MultiRoom",
 )
+INSTRUCTED = tuple(INSTRUCTIONS)  # MiniGrid tasks whose mission the bot can be told
+BABYAI = "BabyAI"
 EXAMPLE_ENV_ID = "MiniGrid-DoorKey-8x8-v0"
+# Ids of the families above whose expert succeeds in fewer than 99% of test episodes.
+NOT_SOLVED = {
+    **dict.fromkeys(
+        [
+            "MiniGrid-ObstructedMaze-1Dlh-v0",
+            "MiniGrid-ObstructedMaze-1Dlhb-v0",
+            "MiniGrid-ObstructedMaze-2Dlh-v0",
+            "MiniGrid-ObstructedMaze-2Dlhb-v0",
+            "MiniGrid-ObstructedMaze-2Dlhb-v1",
+            "MiniGrid-ObstructedMaze-1Q-v0",
+            "MiniGrid-ObstructedMaze-1Q-v1",
+            "MiniGrid-ObstructedMaze-2Q-v0",
+            "MiniGrid-ObstructedMaze-2Q-v1",
+            "MiniGrid-ObstructedMaze-Full-v0",
+            "MiniGrid-ObstructedMaze-Full-v1",
+            "BabyAI-KeyInBox-v0",
+        ],
+        "the key lies in a box, and the bot only looks for keys on the floor",
+    ),
+    **dict.fromkeys(
+        [
+            "BabyAI-PutNextS5N2Carrying-v0",
+            "BabyAI-PutNextS6N3Carrying-v0",
+            "BabyAI-PutNextS7N4Carrying-v0",
+        ],
+        "the agent starts carrying an object, which the bot cannot plan from",
+    ),
+    **dict.fromkeys(
+        [
+            "BabyAI-OpenDoorsOrderN2Debug-v0",
+            "BabyAI-OpenDoorsOrderN4Debug-v0",
+            "BabyAI-PickupDistDebug-v0",
+        ],
+        "a wrong door or object ends the episode (debug levels), and the bot tries them",
+    ),
+    **dict.fromkeys(
+        ["BabyAI-UnlockToUnlock-v0", "BabyAI-GoToImpUnlock-v0", "BabyAI-Unlock-v0"],
+        "the bot replans forever in some episodes",
+    ),
+    "BabyAI-SynthS5R2-v0": "the bot fails to drop an object in some episodes",
+}
+# Words a task's policy reads of its mission (data/missions.py): chained instructions ("... then
+# ...", "... after you ...") run to a few dozen words, single ones to a dozen.
+MISSION_WORDS, CHAINED_MISSION_WORDS = 16, 48
+CHAINED = ("Seq", "Boss", "MoveTwoAcross")
 
-# Three sets of episodes, their env seeds in disjoint blocks of 2**31, so that no episode of one
-# set can be an episode of another, whatever (seed, episodes) each side used:
-#   training (demonstrations, DAgger): (seed * SEED_STRIDE + i) % HALF               [0, 2**31)
-#   selection (eval/*: what ASHA judges and the search ranks): the same + HALF   [2**31, 2**32)
-#   test (test/*: final figures only, never used to choose): the same + 2 * HALF [2**32, 3 * 2**31)
-# For seed < HALF // SEED_STRIDE (= 2147) different seeds get disjoint blocks of env seeds;
-# larger seeds wrap around and may share some env seeds with another seed's block (still never
-# across two sets). Seeds apart, layouts can repeat: ````layouts`` tells when.
-HALF = 2**31
-SEED_STRIDE = 1_000_000
-MAX_EPISODES = SEED_STRIDE
+
+def family_of(env_id: str) -> str | None:
+    """The supported family ``env_id`` belongs to (the longest family name its name starts
+    with: UnlockPickup, not Unlock), BABYAI for BabyAI's levels, or None."""
+    if env_id.startswith(f"{BABYAI}-"):
+        return BABYAI
+    name = env_id.removeprefix("MiniGrid-")
+    matches = [f for f in (*FAMILIES, *INSTRUCTED) if name.startswith(f)]
+    return max(matches, key=len) if env_id.startswith("MiniGrid-") and matches else None
 
 
-def supported_env_ids() -> list[str]:
-    """Every registered MiniGrid id that belongs to one of FAMILIES, in registry order."""
-    prefixes = tuple(f"MiniGrid-{family}" for family in FAMILIES)
-    return [env_id for env_id in gym.registry if env_id.startswith(prefixes)]
+def instructed(env_id: str) -> bool:
+    """Whether ``env_id``'s mission is an instruction in words that varies (BabyAIBot
+    demonstrates it) rather than "reach the goal"."""
+    return family_of(env_id) in (*INSTRUCTED, BABYAI)
+
+
+def mission_words(env_id: str) -> int:
+    """How many words of its mission a policy on ``env_id`` reads: none where the mission
+    never varies."""
+    if not instructed(env_id):
+        return 0
+    return CHAINED_MISSION_WORDS if any(c in env_id for c in CHAINED) else MISSION_WORDS
+
+
+@functools.cache
+def supported_env_ids() -> tuple[str, ...]:
+    """Every registered id of a supported family that its expert solves, in registry order."""
+    return tuple(
+        env_id
+        for env_id in gym.registry
+        if family_of(env_id) is not None and env_id not in NOT_SOLVED
+    )
+
+
+def by_family() -> dict[str, tuple[str, list[str]]]:
+    """Family -> (what kind of task it is and who demonstrates it, its supported ids): the
+    reach-the-goal families, then MiniGrid's missions in words, then BabyAI's levels."""
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for env_id in supported_env_ids():
+        family = family_of(env_id)
+        if family == BABYAI:
+            expert = "BabyAI's levels, missions in words; expert: minigrid's BabyAIBot"
+        elif family in INSTRUCTED:
+            expert = "mission in words; expert: BabyAIBot, told the task's instruction"
+        else:
+            expert = "reach the goal; expert: shortest path (or the explorer)"
+        grouped.setdefault(family, (expert, []))[1].append(env_id)
+    order = [*FAMILIES, *INSTRUCTED, BABYAI]
+    return dict(sorted(grouped.items(), key=lambda item: order.index(item[0])))
+
+
+def reach_the_goal_ids() -> tuple[str, ...]:
+    """The supported ids whose task is to reach the goal (FAMILIES)."""
+    return tuple(i for i in supported_env_ids() if family_of(i) in FAMILIES)
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise BadInput unless `env_id` is a registered id of a supported family."""
+    """Raise BadInput unless `env_id` is a supported id."""
     if env_id in supported_env_ids():
         return
-    reason = (
-        "is not a registered gymnasium id"
-        if env_id not in gym.registry
-        else ("is not a reach-the-goal family this search supports")
-    )
+    if env_id in NOT_SOLVED:
+        reason = f"is not supported: {NOT_SOLVED[env_id]} (docs/environments.md)"
+    elif env_id not in gym.registry:
+        reason = "is not a registered gymnasium id"
+    else:
+        reason = "is not of a family this search supports"
     close = difflib.get_close_matches(env_id, supported_env_ids(), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}? " if close else ""
     raise BadInput(
-        f"environment {env_id!r} {reason}; {hint}use a MiniGrid-<Family>-... id with Family "
-        f"one of {', '.join(FAMILIES)} (for example {EXAMPLE_ENV_ID}; `envs` lists them all)"
+        f"environment {env_id!r} {reason}; {hint}use a supported id (for example "
+        f"{EXAMPLE_ENV_ID} or BabyAI-GoToLocal-v0; `envs` lists them all by family)"
     )
+
+
+class QuietReset(gym.Wrapper):
+    """BabyAI's level generators print a line each time they reject a sampled layout while
+    they reset; a user should not see them."""
+
+    def reset(self, **kwargs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self.env.reset(**kwargs)
 
 
 def make_env(env_id: str, render_mode: str | None = None, checked: bool = True) -> gym.Env:
@@ -74,7 +184,20 @@ def make_env(env_id: str, render_mode: str | None = None, checked: bool = True) 
     # An instance attribute (this env only), bound as a method so that a deep copy of the env
     # observes itself, not the env it was copied from.
     u.gen_obs = types.MethodType(observation, u)
-    return env
+    return QuietReset(env) if family_of(env_id) == BABYAI else env
+
+
+# Three sets of episodes, their env seeds in disjoint blocks of 2**31, so that no episode of one
+# set can be an episode of another, whatever (seed, episodes) each side used:
+#   training (demonstrations, DAgger): (seed * SEED_STRIDE + i) % HALF               [0, 2**31)
+#   selection (eval/*: what ASHA judges and the search ranks): the same + HALF   [2**31, 2**32)
+#   test (test/*: final figures only, never used to choose): the same + 2 * HALF [2**32, 3 * 2**31)
+# For seed < HALF // SEED_STRIDE (= 2147) different seeds get disjoint blocks of env seeds;
+# larger seeds wrap around and may share some env seeds with another seed's block (still never
+# across two sets). Seeds apart, layouts can repeat: ````layouts`` tells when.
+HALF = 2**31
+SEED_STRIDE = 1_000_000
+MAX_EPISODES = SEED_STRIDE
 
 
 def observe_lazily(env: gym.Env):
@@ -119,12 +242,12 @@ def episode_seeds(which: EpisodeSet, seed: int, episodes: int) -> np.ndarray:
 
 def full_state(env: gym.Env) -> bytes:
     """The whole state of an episode: the full grid (every cell's object, colour and state),
-    the agent's cell and direction, and what it carries. Just after a reset it is the
-    episode's *layout*: two seeds with the same layout are the same episode."""
+    the agent's cell and direction, what it carries, and its mission. Just after a reset it is
+    the episode's *layout*: two seeds with the same layout are the same episode."""
     u = env.unwrapped
     carrying = u.carrying.encode() if u.carrying is not None else (0, 0, 0)
     agent = np.array([*u.agent_pos, u.agent_dir, *carrying], dtype=np.int64)
-    return agent.tobytes() + grid_encoding(u.grid).tobytes()
+    return agent.tobytes() + grid_encoding(u.grid).tobytes() + u.mission.encode()
 
 
 def layouts(env_id: str, env_seeds) -> list[bytes]:

@@ -4,8 +4,8 @@ loading MiniGrid."""
 
 from typing import Literal
 
-# shortest: plans on the whole grid (data/expert.py); explorer: acts only on what the agent
-# has seen (data/explorer.py). data/teachers.py gives each its teacher.
-Expert = Literal["shortest", "explorer"]
+# auto: the task's own expert; shortest: plans on the whole grid (reach-the-goal tasks);
+# explorer: acts only on what the agent has seen. data/teachers.py gives each its teacher.
+Expert = Literal["auto", "shortest", "explorer"]
 
 PLAN_LENGTH = 64  # expert actions stored per step; plans longer than this are cut

@@ -81,7 +81,7 @@ def extended(trial: optuna.Trial) -> dict:
     real["data.episodes"] = 1000 * kilo_episodes
     trial.suggest_categorical("model.layout", ["joint", "encoder"])
     trial.suggest_categorical("model.history", [0, 4, 8])
-    trial.suggest_categorical("data.expert", ["shortest", "explorer"])
+    trial.suggest_categorical("data.expert", ["auto", "explorer"])
     # Optuna's steps of 0.1 land on 0.30000000000000004: the value laid over the data is
     # rounded, so the configuration names the same demonstrations as the preset's 0.3.
     real["data.noise"] = round(trial.suggest_float("data.noise", 0.0, 0.5, step=0.1), 2)

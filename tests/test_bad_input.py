@@ -72,7 +72,22 @@ def files(tmp_path_factory):
 
 BAD = {
     "unknown env": ("data", "--env", "NotAnEnv-v0"),
-    "unsupported family": ("train", "--env", "MiniGrid-KeyCorridorS3R1-v0"),
+    "unsupported family": ("train", "--env", "MiniGrid-MemoryS7-v0"),
+    "id the expert does not solve": ("train", "--env", "BabyAI-KeyInBox-v0"),
+    "shortest expert on a mission": (
+        "train",
+        "--env",
+        "BabyAI-GoToLocal-v0",
+        "--set",
+        "data.expert=shortest",
+    ),
+    "horizon beyond the bot's look ahead": (
+        "train",
+        "--env",
+        "MiniGrid-KeyCorridorS3R1-v0",
+        "--set",
+        "model.horizon=32",
+    ),
     "zero episodes": ("data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", "0"),
     "noise of 1": ("data", "--env", "MiniGrid-Empty-5x5-v0", "--noise", "1"),
     "heads do not divide hidden": ("train", "--set", "model.heads=3"),
@@ -147,6 +162,9 @@ BAD = {
 }
 # What the one line must say, where a vaguer line was seen before.
 SAYS = {
+    "id the expert does not solve": "the key lies in a box",
+    "shortest expert on a mission": "data.expert=auto",
+    "horizon beyond the bot's look ahead": "use at most 16",
     "checkpoint as config": "not a text file",
     "folder as config": "is a folder",
     "data out is a folder": "is a folder",

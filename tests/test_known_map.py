@@ -80,7 +80,7 @@ class Recorder(Policy):
         self.rng = np.random.default_rng(0)
         self.squares = []
 
-    def plan(self, images, directions, past=None):
+    def plan(self, images, directions, past=None, missions=None):
         self.squares.append(past[3][0].copy())
         return self.rng.integers(0, 3, size=(len(images), 1))
 
@@ -124,7 +124,7 @@ def test_demonstrations_record_where_the_agent_stood():
         for row in range(first, stop):
             assert tuple(demos.position[row]) == tuple(env.unwrapped.agent_pos)
             env.step(int(demos.executed[row]))
-    chunks = Chunks.from_demos(demos, horizon=4, history=0, map_size=15, device="cpu")
+    chunks = Chunks.from_demos(demos, horizon=4, history=0, map_size=15, words=0, device="cpu")
     assert chunks.map.shape == (demos.samples, 15, 15, 3)
     start = chunks.map[demos.episode_start[:-1]]
     assert (start[..., 0] != UNSEEN).any(), "the first view is on the map from the first step"

@@ -51,7 +51,9 @@ def test_demonstrations_record_the_actions_taken_and_chunks_remember_them():
     shows each row's view, and each row's past is the rows before it in its episode."""
     demos, _ = generate(ENV_ID, 4, seed=1, noise=0.5)
     assert np.any(demos.executed != demos.action), "noise took other actions"
-    chunks = Chunks.from_demos(demos, horizon=4, history=2, map_size=0, device=torch.device("cpu"))
+    chunks = Chunks.from_demos(
+        demos, horizon=4, history=2, map_size=0, words=0, device=torch.device("cpu")
+    )
     for e in range(demos.episodes):
         first, stop = demos.episode_start[e], demos.episode_start[e + 1]
         views = replay(ENV_ID, int(demos.env_seed[e]), demos.executed[first:stop])
@@ -99,7 +101,7 @@ class Recorder(Policy):
         self.rng = np.random.default_rng(0)
         self.calls = []
 
-    def plan(self, images, directions, past=None):
+    def plan(self, images, directions, past=None, missions=None):
         self.calls.append((images.copy(), past))
         return self.rng.integers(0, 3, size=(len(images), 2))
 
@@ -171,7 +173,7 @@ class Wiggler(Policy):
     def __init__(self):
         pass
 
-    def plan(self, images, directions, past=None):
+    def plan(self, images, directions, past=None, missions=None):
         return np.array([[0, 1]] * len(images))
 
 

@@ -161,8 +161,8 @@ class Recorder(torch.nn.Module):
         super().__init__()
         self.model, self.seen = model, []
 
-    def encode(self, image, direction, past=None):
-        return self.model.encode(image, direction, past)
+    def encode(self, image, direction, past=None, mission=None):
+        return self.model.encode(image, direction, past, mission)
 
     def denoise(self, memory, actions, t):
         self.seen.append(actions.clone())

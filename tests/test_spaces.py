@@ -73,7 +73,7 @@ def test_wide_space_adds_the_documented_parameters():
 def test_extended_space_reaches_memory_and_the_explorer():
     drawn = samples("extended", optuna.samplers.RandomSampler(0), 60)
     assert {params["model.history"] for params, _ in drawn} == {0, 4, 8}
-    assert {params["data.expert"] for params, _ in drawn} == {"shortest", "explorer"}
+    assert {params["data.expert"] for params, _ in drawn} == {"auto", "explorer"}
 
 
 def test_unknown_space_is_bad_input():

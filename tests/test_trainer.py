@@ -28,7 +28,9 @@ def demos():
 
 
 def test_chunks_hold_the_next_actions_padded_with_done(demos):
-    chunks = Chunks.from_demos(demos, horizon=4, history=0, map_size=0, device=torch.device("cpu"))
+    chunks = Chunks.from_demos(
+        demos, horizon=4, history=0, map_size=0, words=0, device=torch.device("cpu")
+    )
     first, last = demos.episode_start[0], demos.episode_start[1]
     episode = demos.action[first:last].astype(np.int64)
     assert chunks.actions[first].tolist() == episode[:4].tolist()
@@ -138,7 +140,7 @@ class CountingPolicy(Policy):
     def __init__(self, actions):
         self.calls, self.actions = [], actions
 
-    def plan(self, images, directions, past=None):
+    def plan(self, images, directions, past=None, missions=None):
         self.calls.append(len(images))
         return np.array([self.actions] * len(images))
 
@@ -211,7 +213,7 @@ class Wanderer(Policy):
     def __init__(self, seed: int):
         self.rng = np.random.default_rng(seed)
 
-    def plan(self, images, directions, past=None):
+    def plan(self, images, directions, past=None, missions=None):
         return self.rng.integers(0, 3, size=(len(images), 2))
 
 

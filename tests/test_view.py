@@ -8,13 +8,27 @@ import numpy as np
 import pytest
 from minigrid.minigrid_env import MiniGridEnv
 
-from data.envs import full_state, make_env, supported_env_ids
+from data.bot import Bot, Stuck
+from data.envs import full_state, instructed, make_env, reach_the_goal_ids
 from data.expert import shortest_plan
+from data.teachers import told
 from data.view import grid_encoding, observation
 
 
 def minigrid_observation(u) -> dict:
     return MiniGridEnv.gen_obs(u)  # the class's method: make_env replaced the instance's
+
+
+def expert_action(env) -> int | None:
+    """The task's expert's next action from here: the shortest plan's first, or on a mission in
+    words what a fresh BabyAIBot suggests (None where it has nothing)."""
+    if not instructed(env.spec.id):
+        plan = shortest_plan(env)
+        return plan[0] if plan else None
+    try:
+        return int(Bot(told(env).unwrapped).replan())
+    except Stuck:
+        return None
 
 
 def wander(env, seed: int, steps: int, rng: np.random.Generator):
@@ -25,15 +39,30 @@ def wander(env, seed: int, steps: int, rng: np.random.Generator):
     u = env.unwrapped
     yield u
     for step in range(steps):
-        plan = shortest_plan(env) if rng.random() < 0.5 else None
-        action = 0 if step < seed % 4 else plan[0] if plan else int(rng.integers(0, 7))
+        expert = expert_action(env) if rng.random() < 0.5 else None
+        action = 0 if step < seed % 4 else expert if expert is not None else int(rng.integers(7))
         _, _, terminated, truncated, _ = env.step(action)
         yield u
         if terminated or truncated:
             break
 
 
-@pytest.mark.parametrize("env_id", supported_env_ids())
+# Every reach-the-goal id, and one of each family with a mission in words (objects to carry,
+# boxes, several doors and keys).
+VIEWED = [
+    *reach_the_goal_ids(),
+    "MiniGrid-KeyCorridorS3R2-v0",
+    "MiniGrid-BlockedUnlockPickup-v0",
+    "MiniGrid-PutNear-8x8-N3-v0",
+    "MiniGrid-Fetch-8x8-N3-v0",
+    "MiniGrid-ObstructedMaze-2Dl-v0",
+    "BabyAI-GoToLocal-v0",
+    "BabyAI-UnblockPickup-v0",
+    "BabyAI-BossLevel-v0",
+]
+
+
+@pytest.mark.parametrize("env_id", VIEWED)
 def test_view_and_state_are_minigrids(env_id):
     env = make_env(env_id)
     rng = np.random.default_rng(0)
@@ -79,9 +108,18 @@ def test_a_copied_env_observes_itself():
     assert obs["direction"] != env.unwrapped.agent_dir
 
 
-def test_full_state_is_the_grids_own_encoding():
+def test_full_state_is_the_grids_own_encoding_and_the_mission():
     env = make_env("MiniGrid-FourRooms-v0")
     env.reset(seed=1)
     u = env.unwrapped
     agent = np.array([*u.agent_pos, u.agent_dir, 0, 0, 0], dtype=np.int64)
-    assert full_state(env) == agent.tobytes() + u.grid.encode().tobytes()
+    assert full_state(env) == agent.tobytes() + u.grid.encode().tobytes() + u.mission.encode()
+
+
+def test_the_same_grid_with_another_mission_is_another_layout():
+    env = make_env("BabyAI-GoToRedBlueBall-v0")
+    env.reset(seed=0)
+    u = env.unwrapped
+    before = full_state(env)
+    u.mission = "go to the blue ball" if "red" in u.mission else "go to the red ball"
+    assert full_state(env) != before

@@ -1,0 +1,140 @@
+"""The tasks beyond reaching a goal: missions in words (MiniGrid's instruction tasks and
+BabyAI's levels), demonstrated by minigrid's BabyAIBot, read by the policy as word tokens;
+checked on the real environments."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny, trained_looking
+from core.dit import model_for
+from core.rollout import play_episodes
+from core.tokens import mission_words
+from data import bot
+from data.demos import generate
+from data.envs import (
+    INSTRUCTED,
+    by_family,
+    family_of,
+    instructed,
+    make_env,
+    supported_env_ids,
+)
+from data.errors import BadInput
+from data.missions import VOCABULARY, mission_tokens
+from data.teachers import told
+
+# One id of each MiniGrid family with a mission in words, and BabyAI levels of each kind
+# (go to, pick up, put next to, open, unlock, a maze, a sequence).
+TASKS = [
+    *(next(i for i in supported_env_ids() if family_of(i) == f) for f in INSTRUCTED),
+    "BabyAI-GoToRedBallGrey-v0",
+    "BabyAI-GoToLocal-v0",
+    "BabyAI-PickupLoc-v0",
+    "BabyAI-PutNextLocal-v0",
+    "BabyAI-OpenDoorColor-v0",
+    "BabyAI-UnlockLocal-v0",
+    "BabyAI-GoToObjMazeS4-v0",
+    "BabyAI-GoToSeqS5R2-v0",
+]
+
+
+@pytest.mark.parametrize("env_id", TASKS)
+def test_the_bot_demonstrates_every_family_with_its_mission(env_id):
+    demos, meta = generate(env_id, 3, seed=0, noise=0.3)
+    assert meta["expert"] == "explorer" and meta["expert_success_rate"] == 1.0, meta
+    assert demos.episodes == 3 and meta["expert_failures"] == []
+    words = mission_words(tiny(env_id))
+    assert words and demos.mission[:, :words].any(axis=1).all(), "each episode's mission"
+    assert not demos.mission[:, words:].any(), "no mission runs past the task's word count"
+
+
+def test_an_episode_the_bot_fails_is_left_out_and_counted(monkeypatch):
+    monkeypatch.setattr(bot, "MOST_SEARCHES", 2)  # the bot gives up on most mazes
+    demos, meta = generate("BabyAI-GoToObjMazeS4-v0", 6, seed=0)
+    failed = meta["expert_failures"]
+    assert failed and demos.episodes + len(failed) == 6
+    assert not set(failed) & set(demos.env_seed.tolist())
+    assert meta["expert_success_rate"] == pytest.approx(1 - len(failed) / 6)
+    monkeypatch.setattr(bot, "MOST_SEARCHES", 0)
+    with pytest.raises(BadInput, match="failed every one of 2 episodes"):
+        generate("BabyAI-GoToObjMazeS4-v0", 2, seed=0)
+
+
+class Wanderer:
+    """Random moves from its own generator: it strays from the bot's plans all the time."""
+
+    deterministic = False
+
+    def __init__(self, env_id: str, seed: int):
+        self.config = tiny(env_id)
+        self.rng = np.random.default_rng(seed)
+
+    def plan(self, images, directions, past=None, missions=None):
+        return self.rng.integers(0, 3, size=(len(images), 2))
+
+
+def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
+    """DAgger's labels reuse the rest of a plan the policy followed; they are exactly the
+    labels a fresh look ahead from every state gives."""
+    env_id = "MiniGrid-KeyCorridorS3R1-v0"
+    reused: list = []
+    play_episodes(Wanderer(env_id, 0), env_id, range(4), visits=reused)
+
+    label = bot.Following.label
+
+    def fresh(self, env, obs):
+        self.known = None
+        return label(self, env, obs)
+
+    monkeypatch.setattr(bot.Following, "label", fresh)
+    looked: list = []
+    play_episodes(Wanderer(env_id, 0), env_id, range(4), visits=looked)
+    assert len(looked) == len(reused) > 20
+    for a, b in zip(reused, looked, strict=True):
+        assert a.plan == b.plan and a.executed == b.executed
+
+
+def test_every_supported_task_has_words_the_vocabulary_knows():
+    for family, (_, env_ids) in by_family().items():
+        for env_id in env_ids if family in (*INSTRUCTED,) else env_ids[::8]:
+            if not instructed(env_id):
+                continue
+            env = make_env(env_id)
+            for seed in range(3):
+                env.reset(seed=2**32 + seed)
+                tokens = mission_tokens(env.unwrapped.mission, mission_words(tiny(env_id)))
+                assert tokens.any(), env_id
+
+
+def test_a_word_outside_the_vocabulary_is_bad_input():
+    with pytest.raises(BadInput, match="'teleport'"):
+        mission_tokens("teleport to the red ball", 16)
+    with pytest.raises(BadInput, match="has 5 words, more than the 4"):
+        mission_tokens("go to the red ball", 4)
+    assert mission_tokens("Go to the RED ball.", 6)[-1] == VOCABULARY.index("<pad>")
+
+
+def test_the_policy_reads_the_mission_and_a_blind_one_does_not():
+    env_id = "BabyAI-GoToRedBlueBall-v0"
+    red = torch.from_numpy(mission_tokens("go to the red ball", 16))[None]
+    blue = torch.from_numpy(mission_tokens("go to the blue ball", 16))[None]
+    image = torch.zeros((1, 7, 7, 3), dtype=torch.uint8)
+    direction, actions = torch.zeros(1, dtype=torch.long), torch.full((1, 4), 7)
+    t = torch.ones(1)
+    reads = trained_looking(model_for(tiny(env_id))).eval()
+    assert not torch.allclose(
+        reads(image, direction, actions, t, mission=red),
+        reads(image, direction, actions, t, mission=blue),
+    )
+    blind = model_for(tiny(env_id, **{"model.mission": False}))
+    assert not hasattr(blind, "mission") and blind.mission_words == 0
+    reach = model_for(tiny("MiniGrid-DoorKey-5x5-v0"))
+    assert reach.mission_words == 0, "a mission that never varies is not read"
+
+
+def test_the_bot_is_told_the_instruction_of_a_minigrid_task():
+    env = make_env("MiniGrid-PutNear-6x6-N2-v0")
+    env.reset(seed=3)
+    u = told(env).unwrapped
+    assert u.instrs.surface(u).replace("next to", "near") in u.mission.replace("next to", "near")
