@@ -20,19 +20,26 @@ import math
 import os
 import sys
 import time
+import typing
 from dataclasses import fields
 from pathlib import Path
 
+from core.config import DataConfig
 from core.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, add_flags, flag_type
-from data.errors import BadInput
+from data.errors import BadInput, command
 from data.files import writable_file, writable_folder
+from data.labels import Expert
 from search.settings import Settings
 
 RESULTS = Path("results")
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (argparse prints the whole usage block)."""
+    """argparse, but a usage error is one line (argparse prints the whole usage block), and a
+    flag is taken only when spelled whole (``--seed`` is not ``--seeds``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -43,7 +50,7 @@ non_negative_int = flag_type(int, NON_NEGATIVE)
 positive_float = flag_type(float, POSITIVE)
 non_negative_float = flag_type(float, NON_NEGATIVE)
 
-SUBCOMMANDS = ("search", "train", "evaluate", "export", "data", "envs")
+SUBCOMMANDS = ("search", "train", "evaluate", "export", "data", "envs", "compare")
 
 
 def build_parser() -> Parser:
@@ -51,7 +58,7 @@ def build_parser() -> Parser:
         prog=Path(sys.argv[0]).name if sys.argv[0].endswith("mdps") else "run_search.py",
         description="Masked-diffusion policies for MiniGrid: hyperparameter search, "
         "demonstrations, training, evaluation. With no subcommand, runs the search.",
-        epilog="Search options: python run_search.py search --help",
+        epilog=f"Search options: {command()} search --help",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
@@ -76,22 +83,50 @@ def build_parser() -> Parser:
     s("--name", help="search folder name under --results-dir (default: env and time)")
     s("--results-dir", type=Path, default=RESULTS, help="default results")
     s("--resume", action="store_true", help="continue the interrupted search --name")
+    s(
+        "--ray-progress",
+        action="store_true",
+        help="Ray Tune's own status tables and trial boxes instead of one line a trial",
+    )
+
+    compare = commands.add_parser(
+        "compare",
+        help="one table and one plot of several searches' finalists and train runs",
+        description="Compare runs on their test figures (mean ± 95%% interval over seeds) and "
+        "learning curves: each finalist of a search folder is a row, and each `train` run.",
+    )
+    compare.add_argument("runs", type=Path, nargs="+", help="results/NAME or a train --out")
+    compare.add_argument(
+        "--out", type=Path, default=RESULTS / "compare", help="where compare.md and .png go"
+    )
 
     export = commands.add_parser("export", help="(re)write the exports of a search folder")
     export.add_argument("folder", type=Path, help="results/NAME of a search, finished or not")
 
-    data = commands.add_parser("data", help="generate expert demonstrations")
-    data.add_argument("--env", required=True, help="MiniGrid id, e.g. MiniGrid-DoorKey-8x8-v0")
-    data.add_argument("--episodes", type=positive_int, default=500)
-    data.add_argument("--seed", type=non_negative_int, default=0)
+    data = commands.add_parser(
+        "data",
+        help="generate expert demonstrations",
+        description="Expert demonstrations of an environment; the defaults are the presets' "
+        "own, so without --out they land in the dataset cache where `train` finds them.",
+    )
+    preset_data = DataConfig()
+    data.add_argument("--env", required=True, help="e.g. MiniGrid-DoorKey-8x8-v0 (`envs`)")
     data.add_argument(
-        "--noise", type=float, default=0.0, help="chance of a random executed action (DART)"
+        "--episodes", type=positive_int, default=preset_data.episodes, help="default %(default)s"
+    )
+    data.add_argument("--seed", type=non_negative_int, default=0, help="default %(default)s")
+    data.add_argument(
+        "--noise",
+        type=float,
+        default=preset_data.noise,
+        help="chance of a random executed action (DART); default %(default)s",
     )
     data.add_argument(
         "--expert",
-        choices=["shortest", "explorer"],
-        default="shortest",
-        help="shortest: plans on the whole grid; explorer: acts only on what the agent saw",
+        choices=typing.get_args(Expert),
+        default=preset_data.expert,
+        help="auto: the task's own; shortest: plans on the whole grid; explorer: acts only on "
+        "what the agent saw (default %(default)s)",
     )
     data.add_argument("--out", type=Path, help="output .npz (default: the dataset cache)")
 
@@ -143,6 +178,7 @@ def build_parser() -> Parser:
         "--seed", type=non_negative_int, help="test episode block (default: the data seed)"
     )
     evaluate.add_argument("--gif", type=Path, help="save the first episode as an animated GIF")
+    evaluate.add_argument("--out", type=Path, help="also write the figures to this .json file")
     evaluate.add_argument(
         "--set",
         action="append",
@@ -168,7 +204,7 @@ def run_search(args) -> None:
             "drop the other search options"
         )
     settings = None if args.resume else Settings.given(flags)
-    name = args.name or default_name(settings)
+    name = args.name if args.name is not None else default_name(settings)
     outcome, _ = run(
         settings,
         args.results_dir,
@@ -180,13 +216,11 @@ def run_search(args) -> None:
         max_concurrent=args.max_concurrent,
         dashboard_host=args.dashboard_host,
         extend_to=extend_to,
+        ray_progress=args.ray_progress,
     )
     report(outcome)
     if not outcome.finished:
-        print(
-            "the search was interrupted; continue it with: python run_search.py "
-            f"--name {name} --resume"
-        )
+        print(f"the search was interrupted; continue it with: {command()} --name {name} --resume")
 
 
 def default_name(settings) -> str:
@@ -200,6 +234,15 @@ def run_export(args) -> None:
 
     outcome = export(args.folder)
     report(outcome)
+
+
+def run_compare(args) -> None:
+    from search.compare import compare, table
+
+    writable_folder(args.out, "--out")
+    rows = compare(args.runs, args.out)
+    print(table(rows), end="")
+    print(f"wrote {args.out / 'compare.md'}, {args.out / 'compare.png'}")
 
 
 def run_data(args) -> None:
@@ -349,18 +392,25 @@ def resumed_run(args):
 
 
 def run_evaluate(args) -> None:
+    from core.checkpoint import jsonable, write_json
     from core.console import describe_unseen
     from core.evaluate import evaluate_checkpoint
 
     if args.gif is not None and args.gif.suffix.lower() != ".gif":
         raise BadInput(f"--gif {args.gif} must end in .gif")
-    if args.gif is not None:
-        writable_file(args.gif, "--gif")  # before the rollouts, not after
+    if args.out is not None and args.out.suffix.lower() != ".json":
+        raise BadInput(f"--out {args.out} must end in .json")
+    for path, flag in ((args.gif, "--gif"), (args.out, "--out")):
+        if path is not None:
+            writable_file(path, flag)  # before the rollouts, not after
     metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif, args.set)
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(jsonable(metrics), indent=2))  # NaN (no success to measure) is null
     print(describe_unseen(metrics))
-    if args.gif is not None:
-        print(f"wrote {args.gif}")
+    if args.out is not None:
+        write_json(args.out, metrics)
+    for path in (args.gif, args.out):
+        if path is not None:
+            print(f"wrote {path}")
 
 
 def run_envs(args) -> None:
@@ -396,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": run_train,
         "evaluate": run_evaluate,
         "envs": run_envs,
+        "compare": run_compare,
     }
     try:
         commands[args.command](args)

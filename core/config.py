@@ -10,6 +10,7 @@ YAML files and the validation messages all read those declarations.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import yaml
 
 from core import fields
 from core.fields import NON_NEGATIVE, POSITIVE, PROBABILITY, Range, setting
-from data.errors import BadInput
+from data.errors import BadInput, command
 from data.labels import PLAN_LENGTH, Expert
 
 # The mask schedules (core/diffusion.py implements each; ``full`` is one-step BC).
@@ -365,12 +366,24 @@ def validate(config: Config) -> Config:
     return config
 
 
+# What a configuration file may hold besides its sections: a search's best_config.yaml says
+# where it came from under ``result``, which `train` does not read.
+RECORD_KEYS = ("result",)
+MOST_CONFIG_BYTES = 1_000_000  # a configuration is a few kilobytes
+
+
 def load_yaml(path: Path, base: Config = DEFAULT) -> Config:
-    """Read a configuration file (``train --config``); extra top-level keys such as a
-    search's ``result`` are allowed and ignored."""
+    """Read a configuration file (``train --config``): its sections, and a search's
+    ``result`` (ignored); any other top-level key is a mistake."""
     if Path(path).is_dir():
         raise BadInput(f"config {path} is a folder; pass a YAML file (e.g. best_config.yaml)")
     try:
+        size = Path(path).stat().st_size
+        if size > MOST_CONFIG_BYTES:
+            raise BadInput(
+                f"config {path} is {size / 1e6:.0f} MB, not a configuration (a few KB); pass "
+                "a YAML file such as a search's best_config.yaml"
+            )
         text = Path(path).read_text()
     except OSError as error:
         raise BadInput(f"cannot read config {path}: {error.strerror}; check the path") from None
@@ -387,11 +400,19 @@ def load_yaml(path: Path, base: Config = DEFAULT) -> Config:
         raise BadInput(f"config {path} is not valid YAML{at}; fix the file") from None
     if not isinstance(raw, dict):
         raise BadInput(f"config {path} must be a YAML mapping with sections data, model, ...")
+    unknown = [k for k in raw if k not in (*SECTION_TYPES, DEFAULTS_KEY, *RECORD_KEYS)]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), list(SECTION_TYPES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise BadInput(
+            f"config {path} has an unknown section {unknown[0]!r}; {hint}sections are "
+            f"{', '.join(SECTION_TYPES)}"
+        )
     sections = {k: v for k, v in raw.items() if k in SECTION_TYPES or k == DEFAULTS_KEY}
     if not set(sections) & set(SECTION_TYPES):
         raise BadInput(
             f"config {path} has none of the sections {', '.join(SECTION_TYPES)}; "
-            "write one (see `python run_search.py train --help`)"
+            f"write one (see `{command()} train --help`)"
         )
     config = from_dict(sections, base, where=f"config {path}")
     earlier = left_at_earlier_defaults(sections)

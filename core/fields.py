@@ -98,6 +98,10 @@ def check(instance, prefix: str = "", flag: bool = False) -> None:
     for f in dataclasses.fields(instance):
         value, key = getattr(instance, f.name), prefix + f.name
         shown = "--" + f.name.replace("_", "-") if flag else key
+        kind = base_type(types(type(instance))[f.name])
+        wrong = not isinstance(value, kind) or kind in (int, float) and isinstance(value, bool)
+        if wrong and not (kind is float and type(value) is int):
+            raise BadInput(f"{shown} is {value!r}: use a value of type {kind.__name__}")
         allowed = choices(types(type(instance))[f.name])
         if allowed is not None and value not in allowed:
             raise BadInput(f"{shown} is {value!r}: use one of {', '.join(map(str, allowed))}")

@@ -22,7 +22,7 @@ import numpy as np
 from minigrid.core.actions import Actions
 
 from data.envs import CHAINED_MISSION_WORDS, check_env_id, episode_seeds, instructed, make_env
-from data.errors import BadInput
+from data.errors import BadInput, command
 from data.files import write_atomically
 from data.labels import PLAN_LENGTH, Expert
 from data.missions import mission_tokens
@@ -43,7 +43,7 @@ ARRAYS = {
     "mission": (np.uint8, (CHAINED_MISSION_WORDS,)),
 }
 PER_EPISODE = ("env_seed", "mission")  # one row an episode; the others one a step
-REGENERATE = "delete it and rerun `python run_search.py data ...` to regenerate it"
+REGENERATE = f"delete it and rerun `{command()} data ...` to regenerate it"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold; fixed for determinism
 DATA_CACHE = Path("data/cache")  # where `train` and the search keep demonstrations
 
@@ -176,13 +176,12 @@ def generate(
     starts, kept, missions, failed = [0], [], [], []
     for env_seed in env_seeds:
         obs, _ = env.reset(seed=int(env_seed))
-        episode = demonstrate(
-            env, obs, teacher_in(env), np.random.default_rng(int(env_seed)), noise
-        )
-        if episode is None:
+        rng = np.random.default_rng(int(env_seed))
+        episode = demonstrate(env, obs, teacher_in(env), rng, noise)
+        if not episode.kept:
             failed.append(int(env_seed))
             continue
-        for name, values in episode.items():
+        for name, values in episode.rows.items():
             rows[name].extend(values)
         starts.append(len(rows["plan"]))
         kept.append(env_seed)
@@ -218,10 +217,24 @@ def generate(
     return demos, meta
 
 
-def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> dict | None:
-    """One episode of the expert from ``env`` just reset (observing ``obs``): each step's
-    view, direction, position, the expert's plan and the action taken; None where the expert
-    fails (it gives up, or the episode ends without success where the expert explores)."""
+@dataclass
+class Demonstration:
+    """One episode of an expert: each step's view, direction, position, the expert's plan and
+    the action taken; whether it succeeded, and whether the expert gave up before the end."""
+
+    rows: dict[str, list]
+    success: bool
+    gave_up: bool
+
+    @property
+    def kept(self) -> bool:
+        """Whether it joins the demonstrations: a success, or a reach-the-goal episode cut by
+        the step limit (its labels are still the shortest plans). Where the bot failed, no."""
+        return bool(self.rows["plan"]) and (self.success or not self.gave_up)
+
+
+def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> Demonstration:
+    """One episode of the expert from ``env`` just reset (observing ``obs``)."""
     rows = {name: [] for name in ("image", "direction", "position", "plan", "executed")}
     plan = teacher.label(env, obs)
     terminated = truncated = False
@@ -239,12 +252,9 @@ def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> di
         if not (terminated or truncated):
             teacher.moved(plan, action, env)
             plan = teacher.label(env, obs)
-    succeeded = terminated and reward > 0
-    # The shortest-path expert cannot fail; its episode may be cut by the step limit, and its
-    # labels are still the shortest plans. The bot's failures are left out.
-    if not rows["plan"] or not succeeded and (plan is None or instructed(env.spec.id)):
-        return None
-    return rows
+    # The bot's failures are its own (it gives up, or explores until the step limit).
+    gave_up = not plan or instructed(env.spec.id)
+    return Demonstration(rows, bool(terminated and reward > 0), gave_up)
 
 
 def mission_of(env_id: str, mission: str) -> np.ndarray:
@@ -303,7 +313,7 @@ def load(path: Path) -> tuple[Demos, dict]:
     if not path.is_file():
         raise BadInput(
             f"demonstrations file {path} does not exist; "
-            "create it with `python run_search.py data ...` or fix the path"
+            f"create it with `{command()} data ...` or fix the path"
         )
     arrays = _read_arrays(path)
     version = arrays.pop("format_version")

@@ -179,6 +179,12 @@ def make_env(env_id: str, render_mode: str | None = None, checked: bool = True) 
     same arrays as MiniGrid's); raises BadInput for any other. ``checked=False`` leaves out
     gymnasium's passive checker (it inspects the first step's observation)."""
     check_env_id(env_id)
+    return build_env(env_id, render_mode, checked)
+
+
+def build_env(env_id: str, render_mode: str | None = None, checked: bool = True) -> gym.Env:
+    """``make_env`` of any registered id, supported or not (bench/experts.py measures the
+    experts on the ones that are not)."""
     env = gym.make(env_id, render_mode=render_mode, disable_env_checker=not checked)
     u = env.unwrapped
     # An instance attribute (this env only), bound as a method so that a deep copy of the env

@@ -1,4 +1,8 @@
-"""The one exception type that means "the user asked for something we cannot do"."""
+"""The one exception type that means "the user asked for something we cannot do", and how a
+message names this tool's commands."""
+
+import sys
+from pathlib import Path
 
 
 class BadInput(Exception):
@@ -7,3 +11,9 @@ class BadInput(Exception):
     Every message says what is wrong and how to fix it, on a single line, so that it reads well
     in a terminal and in a log.
     """
+
+
+def command() -> str:
+    """How the user runs this tool, for the commands a message suggests: ``mdps`` (the
+    installed command) or ``python run_search.py`` (from a checkout)."""
+    return "mdps" if Path(sys.argv[0]).name == "mdps" else "python run_search.py"

@@ -8,6 +8,7 @@ from pathlib import Path
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
 from ray.tune.logger.tensorboardx import TBXLoggerCallback
 
+from data.errors import command
 from search import cluster, upstream
 from search.export import pm, verdict
 from search.outcome import Outcome
@@ -17,7 +18,7 @@ from search.settings import Settings
 
 class WrongResumeHint(logging.Filter):
     """Ray's 'Resume experiment with: Tuner.restore(...)' after an interruption is not how
-    this tool resumes; the console's last line says how (``run_search.py --name N --resume``)."""
+    this tool resumes; the console's last line says how (``--name N --resume``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Resume experiment with" not in record.getMessage()
@@ -120,4 +121,4 @@ def report(outcome: Outcome) -> None:
         seeds = max(1, len(retrained[0].runs))
     print(f"wrote {folder / 'best_config.yaml'}, trials.csv, summary.md, plots/")
     config = folder / "best_config.yaml"
-    print(f"retrain: python run_search.py train --config {config} --seeds {seeds}")
+    print(f"retrain: {command()} train --config {config} --seeds {seeds}")

@@ -9,13 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ray import tune
-from ray.tune import ResultGrid
+from ray.tune import ResultGrid, Stopper
 
 from core import config as cfg
 from core.trainable import train_trial
 from data.demos import DATA_CACHE
+from search import upstream
 from search.console import restore_loggers
 from search.placement import Placement
+from search.progress import ProgressLines
 
 # Keeping two checkpoints a trial makes Ray snapshot the experiment at least every second
 # checkpoint (so a resume loses little); Ray warns about that rate, which is intended here.
@@ -45,10 +47,13 @@ def fit(
     fresh: Callable[[], dict],
     max_failures: int,
     callbacks: list,
+    progress: ProgressLines | None,
+    stop: Stopper | None = None,
 ) -> ResultGrid:
     """Run the experiment in ``experiment``: restored where an interrupted one lies there (its
     trials go on from their checkpoints, errored ones too), else a new Tuner with the
-    ``tune_config`` (and ``param_space``) that ``fresh()`` gives."""
+    ``tune_config`` (and ``param_space``) that ``fresh()`` gives. ``progress`` prints a line a
+    trial; without it, Ray prints its own tables and boxes."""
     if (experiment / "tuner.pkl").exists():
         tuner = tune.Tuner.restore(
             str(experiment.resolve()),
@@ -57,14 +62,18 @@ def fit(
             resume_errored=True,
         )
         restore_loggers(tuner)
+        restored = upstream.restored_callbacks(tuner)  # the lines of the run it was saved by
+        restored[:] = [c for c in restored if not isinstance(c, ProgressLines)]
+        restored.extend([progress] if progress else [])
     else:
         run_config = tune.RunConfig(
             name=experiment.name,
             storage_path=str(experiment.parent.resolve()),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            verbose=1,  # the live trial table, without every trial's config and result box
-            callbacks=callbacks,
+            verbose=0 if progress else 1,  # Ray's live trial table and boxes, or our lines
+            callbacks=[*callbacks, *([progress] if progress else [])],
+            stop=stop,
         )
         tuner = tune.Tuner(trainable, run_config=run_config, **fresh())
     return tuner.fit()

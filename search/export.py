@@ -14,6 +14,7 @@ from pathlib import Path
 from core import config as cfg
 from core.checkpoint import jsonable
 from core.metrics import EXPORTED, TEST, mode_of
+from data.errors import command
 from data.files import write_atomically
 from search import finalists
 from search.finalists import Finalist
@@ -90,7 +91,7 @@ def best_config(best: Trial, settings: Settings, base: cfg.Config, folder: Path)
 def header(folder: Path, seeds: int, what: str) -> str:
     return (
         f"# Best configuration of search {folder.name}. Retrain it from scratch with\n"
-        f"#   python run_search.py train --config {shown(folder) / 'best_config.yaml'} "
+        f"#   {command()} train --config {shown(folder) / 'best_config.yaml'} "
         f"--seeds {seeds}\n"
         f"# `result` records {what}; `train` ignores that section.\n"
     )
@@ -214,7 +215,13 @@ def summary_md(outcome: Outcome, plots: list[str]) -> str:
         f"a trial, optimising `{metric}` ({mode_of(metric)}).",
         "",
         "State: "
-        + ("finished." if outcome.finished else "**interrupted** (resume with `--resume`)."),
+        + ("finished." if outcome.finished else "**interrupted** (resume with `--resume`).")
+        + (
+            f" The time budget ({s.time_budget:g} s) ended the trials after {len(trials)} "
+            f"of {s.num_samples}."
+            if record.budget_spent
+            else ""
+        ),
         "",
         "| status | trials |",
         "|---|---|",

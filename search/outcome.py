@@ -24,7 +24,7 @@ class Outcome:
     trials: list[Trial]
     ranked: list[Trial]  # best first (see ``rank``)
     retrained: list[Finalist]  # best mean test return first
-    searched: bool  # every trial ran to its end
+    searched: bool  # every trial ran to its end (or the time budget ended them)
     finished: bool  # and so did every finalist
 
     @property
@@ -44,7 +44,8 @@ def read_outcome(folder: Path) -> Outcome:
     record = read_record(folder)
     settings = record.settings
     trials = read_trials(folder, settings.max_iters)
-    searched = len(trials) >= settings.num_samples and all(t.status != "unfinished" for t in trials)
+    ended = all(t.status != "unfinished" for t in trials)
+    searched = ended and (len(trials) >= settings.num_samples or record.budget_spent)
     retrained = finalists.read(folder, record, trials)
     seeds = record.chosen.seeds if record.chosen else []
     finished = searched and (

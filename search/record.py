@@ -54,6 +54,7 @@ class SearchRecord:
     wall_s: float = 0.0  # wall time of every run of the search so far
     search_wall_s: float | None = None  # the trials' part of it (set when they end)
     extensions: int = 0  # times it was extended (--resume --num-samples N)
+    budget_spent: bool = False  # the time budget ended the trials
     chosen: Chosen | None = None  # its finalists, once chosen
 
     @property
@@ -103,6 +104,7 @@ def read_record(folder: Path) -> SearchRecord:
             wall_s=float(raw.get("wall_s", 0.0)),
             search_wall_s=raw.get("search_wall_s"),
             extensions=int(raw.get("extensions", 0)),
+            budget_spent=bool(raw.get("budget_spent", False)),
             chosen=Chosen(**chosen) if chosen else None,
         )
     except (TypeError, ValueError):

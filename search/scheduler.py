@@ -22,10 +22,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from ray.tune import Stopper
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from core.metrics import TIEBREAK, TIME, judged
 from data.files import write_atomically
+from search.record import read_record
 from search.upstream import asha_forget, asha_knows, asha_rungs
 
 STATE_FILE = "asha_state.yaml"
@@ -130,3 +132,18 @@ def make_scheduler(
     if name == "fifo":
         return FIFOScheduler()
     return PersistentASHA(folder, max_t, grace_period, reduction_factor)
+
+
+class TimeBudget(Stopper):
+    """Stops every trial once the search's trials have taken ``budget_s`` of wall time, as its
+    record counts it (search/record.py WallClock: over every run of the search, so a resume
+    spends what is left, not a new budget)."""
+
+    def __init__(self, folder: Path, budget_s: float):
+        self.folder, self.budget_s = Path(folder), budget_s
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return read_record(self.folder).wall_s >= self.budget_s

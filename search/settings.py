@@ -64,6 +64,12 @@ class Settings:
     preset: Preset = setting("default", "configuration the space is laid over")
     seed: int = setting(0, "searcher and training seed", NON_NEGATIVE)
     max_failures: int = setting(2, "retries of a failed trial", NON_NEGATIVE)
+    time_budget: float = setting(
+        0.0,
+        "seconds of wall time the trials may take, over every run of the search (a resume "
+        "included); then the trials stop and the finalists run on what they found. 0: none",
+        NON_NEGATIVE,
+    )
     finalists: int = setting(
         3,
         "top configurations retrained at the end beside the incumbent (the preset); 0: none",
@@ -86,6 +92,11 @@ class Settings:
         "(pip install -e '.[track]'; MLFLOW_TRACKING_URI, WANDB_MODE=offline)",
     )
     smoke: bool = setting(False, "tiny budget, about a minute (tests and CI)")
+
+    def __post_init__(self):
+        """Each setting within its declaration from the start (search/api.py builds these
+        by hand): a wrong value is one line, not a failure deep in the search."""
+        fields.check(self, flag=True)
 
     @property
     def mode(self) -> str:

@@ -35,6 +35,7 @@ from search.experiment import fit, run_name, trainable_for, trial_name
 from search.export import export
 from search.outcome import Outcome, read_outcome
 from search.placement import Placement, plan
+from search.progress import ProgressLines
 from search.record import (
     FINALISTS,
     SETTINGS_FILE,
@@ -46,7 +47,7 @@ from search.record import (
     write_record,
 )
 from search.results import experiment_folder, experiment_state, experiments, read_trials
-from search.scheduler import forget_unknown_trials, make_scheduler
+from search.scheduler import TimeBudget, forget_unknown_trials, make_scheduler
 from search.searcher import PruningAwareOptunaSearch, make_sampler
 from search.settings import Settings, base_config, check
 from search.spaces import point_of, space
@@ -58,13 +59,18 @@ WARM_START = 3  # configurations a --warm-start takes from the earlier search
 @dataclass
 class Run:
     """What the stages of one run of a search share: where it lives, what a trial is given,
-    the demonstrations, its wall clock, and Ray's results of each stage that ran."""
+    the demonstrations, its wall clock, Ray's results of each stage that ran, and whether it
+    prints a line a trial (else Ray's own tables)."""
 
     folder: Path
     placement: Placement
     demos: object
     clock: WallClock
     grids: dict
+    lines: bool = True
+
+    def progress(self, stage: str, total: int, max_iters: int, metric: str):
+        return ProgressLines(stage, total, max_iters, metric) if self.lines else None
 
 
 def run(
@@ -78,11 +84,12 @@ def run(
     max_concurrent: int | None = None,
     dashboard_host: str = cluster.LOCALHOST,
     extend_to: int | None = None,
+    ray_progress: bool = False,
 ) -> tuple[Outcome, dict]:
     """Run (or resume) a search from the stage its record names to the end, and export it.
     Returns what was exported and Ray's result grids of the stages that ran (``results``,
     ``finalist_results``). ``extend_to`` (with ``resume``): run trials until the search holds
-    that many."""
+    that many. ``ray_progress``: Ray's own status tables instead of a line a trial."""
     folder = search_folder(results_dir, name)
     record = resumed(folder, extend_to) if resume else started(folder, results_dir, settings)
     mps = address is None and cluster.mps_available()
@@ -108,7 +115,7 @@ def run(
             cpus=resources.get("CPU", 0.0),
         )
         with WallClock(folder, record) as clock:
-            search = Run(folder, placement, demos, clock, grids)
+            search = Run(folder, placement, demos, clock, grids, lines=not ray_progress)
             for stage, step in STAGES.items():
                 if clock.record.stage == stage:
                     clock.write(step(search, clock.record))
@@ -201,13 +208,20 @@ def run_trials(search: Run, record: SearchRecord) -> SearchRecord:
     if (experiment / "tuner.pkl").exists():
         known = {t for e in experiments(folder) for t in experiment_state(e)}
         forget_unknown_trials(folder, known)
+    earlier = sum(len(experiment_state(e)) for e in experiments(folder) if e != experiment)
+    total = settings.num_samples - earlier
     search.grids["results"] = fit(
         experiment,
         trainable_for(base, search.demos, search.placement),
         lambda: trials_tune_config(settings, folder, search.placement, base, record.extensions),
         settings.max_failures,
         callbacks(settings, folder),
+        search.progress("trials", total, settings.max_iters, settings.metric),
+        TimeBudget(folder, settings.time_budget) if settings.time_budget else None,
     )
+    if settings.time_budget and search.clock.wall_s() >= settings.time_budget:
+        record = search.clock.write(dataclasses.replace(record, budget_spent=True))
+        print(f"\nthe time budget ({settings.time_budget:g} s) ended the trials")
     outcome = read_outcome(folder)
     if not outcome.searched:
         return record
@@ -305,6 +319,9 @@ def run_finalists(search: Run, record: SearchRecord) -> SearchRecord:
         tune_config,
         settings.max_failures,
         callbacks(settings, search.folder),
+        search.progress(
+            "finalists", len(chosen.configs) * len(chosen.seeds), settings.max_iters, "test/return"
+        ),
     )
     finished = read_outcome(search.folder).finished
     return dataclasses.replace(record, stage="done") if finished else record

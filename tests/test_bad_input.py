@@ -6,6 +6,7 @@ mistake is caught before anything costly starts."""
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from conftest import tiny
 from core.config import DEFAULT, to_dict
 from core.seed_runs import train_seeds
 from data.demos import generate, save
+from data.errors import BadInput
 from run_search import main
+from search.settings import Settings
 
 
 def run_main(*args, cwd: Path, monkeypatch) -> tuple[int, str, str]:
@@ -64,6 +67,9 @@ def files(tmp_path_factory):
     (root / "text.pt").write_text("a text file, not a checkpoint\n")
     (root / "bad.yaml").write_text("model:\n  hidden: [64\n")
     (root / "section.yaml").write_text("modle:\n  hidden: 64\n")
+    (root / "one_misspelt.yaml").write_text("train:\n  lr: 0.001\nmodle:\n  hidden: 64\n")
+    with open(root / "huge.yaml", "w") as huge:  # a few MB of valid YAML
+        huge.write("train:\n  lr: 0.001\n" + "# padding\n" * 400_000)
     (root / "list.yaml").write_text("- 1\n- 2\n")
     # yaml.load would run this; a config file is data, read with yaml.safe_load.
     (root / "code.yaml").write_text('model: !!python/object/apply:os.system ["touch pwned"]\n')
@@ -104,6 +110,11 @@ BAD = {
     "config and preset": ("train", "--config", "{root}/bad.yaml", "--preset", "seed"),
     "malformed yaml": ("train", "--config", "{root}/bad.yaml"),
     "unknown yaml section": ("train", "--config", "{root}/section.yaml"),
+    "a misspelt section beside a good one": ("train", "--config", "{root}/one_misspelt.yaml"),
+    "a configuration of megabytes": ("train", "--config", "{root}/huge.yaml"),
+    "an abbreviated flag": ("train", "--seed", "3"),
+    "evaluate out not json": ("evaluate", "{root}/run/seed0/checkpoint.pt", "--out", "x.txt"),
+    "compare of a folder that is no run": ("compare", "{root}"),
     "yaml not a mapping": ("train", "--config", "{root}/list.yaml"),
     "yaml that runs code": ("train", "--config", "{root}/code.yaml"),
     "zero evaluation episodes": ("evaluate", "{root}/run/seed0/checkpoint.pt", "--episodes", "0"),
@@ -162,6 +173,10 @@ BAD = {
 }
 # What the one line must say, where a vaguer line was seen before.
 SAYS = {
+    "a misspelt section beside a good one": "did you mean 'model'?",
+    "a configuration of megabytes": "not a configuration",
+    "an abbreviated flag": "unrecognized arguments: --seed",
+    "compare of a folder that is no run": "neither a search folder",
     "id the expert does not solve": "the key lies in a box",
     "shortest expert on a mission": "data.expert=auto",
     "horizon beyond the bot's look ahead": "use at most 16",
@@ -228,6 +243,8 @@ SEARCH_BAD = {
     "resume without name": ("--resume",),
     "name taken": ("--name", "taken"),
     "name escapes results": ("--name", "../outside"),
+    "empty name": ("--name", ""),
+    "an abbreviated search flag": ("--num-sample", "3"),
     "name is a path": ("--name", "a/b"),
     "unwritable results dir": ("--results-dir", "a_file/results"),
     "no cluster at address": ("--address", "127.0.0.1:1"),
@@ -254,3 +271,18 @@ def test_bad_search_input_is_one_line_and_exit_2(case, existing, monkeypatch):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
     assert snapshot(existing) == before, "a bad command changed or left files"
+
+
+@pytest.mark.parametrize(
+    "values, says",
+    [
+        ({"num_samples": "8"}, "--num-samples is '8': use a value of type int"),
+        ({"num_samples": 0}, "--num-samples is 0: use 1 or more"),
+        ({"searcher": "grid"}, "--searcher is 'grid': use one of tpe, random"),
+        ({"time_budget": -1.0}, "--time-budget is -1.0: use zero or more"),
+    ],
+)
+def test_settings_built_by_hand_are_checked_when_built(values, says):
+    """search.api users build Settings themselves: a bad value is the same one line."""
+    with pytest.raises(BadInput, match=re.escape(says)):
+        Settings(**values)

@@ -157,3 +157,18 @@ def test_train_killed_mid_run_resumes_to_the_same_numbers(tmp_path):
         assert got[metric] == pytest.approx(expected[metric], abs=1e-9), metric
     finished = cli("train", "--out", run, "--resume", cwd=tmp_path)
     assert finished.returncode == 2 and "nothing to resume" in finished.stderr
+
+
+def test_version_and_help_load_neither_torch_nor_ray_nor_optuna():
+    """The command line answers --version and --help without the heavy libraries: the
+    configuration's schema and the search's settings load on their own."""
+    for args in (["--version"], ["--help"], ["search", "--help"], ["train", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", str(ROOT / "run_search.py"), *args],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+        heavy = modules & {"torch", "ray", "optuna", "gymnasium", "minigrid"}
+        assert not heavy, f"{' '.join(args)} imported {sorted(heavy)}"

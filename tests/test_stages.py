@@ -11,6 +11,7 @@ import yaml
 from handmade import SETTINGS, finalist_runs, trial, write_experiment, write_search
 
 from core.config import to_dict
+from search import export as export_module
 from search import tuner
 from search.export import export
 from search.outcome import read_outcome
@@ -35,6 +36,12 @@ def test_reading_a_search_writes_nothing_and_tells_an_unfinished_one(tmp_path):
     assert snapshot(folder) == before, "reading a search wrote to it"
 
 
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch):
+    """The stages and the exports' tables here; the plots are drawn by tests/test_search.py."""
+    monkeypatch.setattr(export_module, "plot_search", lambda *args, **kwargs: [])
+
+
 class FakeRay:
     """Stands in for Ray: each ``fit`` writes the runs Ray would have left in the experiment
     (the next batch in ``batches``), and is counted."""
@@ -52,7 +59,7 @@ class FakeRay:
     def session(address, dashboard_host):
         yield ""
 
-    def fit(self, experiment, trainable, fresh, max_failures, callbacks):
+    def fit(self, experiment, trainable, fresh, max_failures, callbacks, progress, stop=None):
         runs = self.batches.pop(0)
         write_experiment(experiment, runs(experiment) if callable(runs) else runs)
         self.fitted.append(experiment.name)
@@ -202,3 +209,14 @@ def test_a_search_that_failed_before_any_trial_can_start_again_under_its_name(
     ray = FakeRay(monkeypatch, [FINISHED, finalists_of])
     outcome, _ = tuner.run(None, tmp_path, "s", resume=True)
     assert ray.fitted == ["s", "finalists"] and outcome.finished
+
+
+def test_a_spent_time_budget_ends_the_trials_and_the_finalists_still_run(tmp_path, monkeypatch):
+    settings = dataclasses.replace(SETTINGS, time_budget=1e-3)
+    ray = FakeRay(monkeypatch, [FINISHED[:2], finalists_of])  # 2 of 4 trials ran
+    outcome, _ = tuner.run(settings, tmp_path, "s")
+    record = read_record(tmp_path / "s")
+    assert ray.fitted == ["s", "finalists"] and record.budget_spent and record.stage == "done"
+    assert outcome.finished and len(outcome.trials) == 2
+    summary = (tmp_path / "s" / "summary.md").read_text()
+    assert "The time budget (0.001 s) ended the trials after 2 of 4." in summary

@@ -138,3 +138,34 @@ def test_the_bot_is_told_the_instruction_of_a_minigrid_task():
     env.reset(seed=3)
     u = told(env).unwrapped
     assert u.instrs.surface(u).replace("next to", "near") in u.mission.replace("next to", "near")
+
+
+class MissionRecorder(Wanderer):
+    """Records the missions each plan was asked with."""
+
+    def __init__(self, env_id: str, seed: int):
+        super().__init__(env_id, seed)
+        self.missions: list = []
+
+    def plan(self, images, directions, past=None, missions=None):
+        self.missions.append(missions)
+        return super().plan(images, directions, past, missions)
+
+
+def test_rollouts_hand_the_policy_each_episodes_mission():
+    env_id = "MiniGrid-Fetch-5x5-N2-v0"
+    policy = MissionRecorder(env_id, 0)
+    runs = play_episodes(policy, env_id, range(6))
+    env = make_env(env_id)
+    expected = []
+    for seed in range(6):
+        env.reset(seed=seed)
+        expected.append(mission_tokens(env.unwrapped.mission, mission_words(policy.config)))
+    first = policy.missions[0]
+    assert first.shape == (6, 16) and np.array_equal(first, np.stack(expected))
+    assert len({tuple(m) for m in first}) > 1, "the episodes' missions differ"
+    assert len(runs) == 6
+    blind = MissionRecorder(env_id, 0)
+    blind.config = tiny(env_id, **{"model.mission": False})
+    play_episodes(blind, env_id, range(2))
+    assert all(m is None for m in blind.missions), "a blind policy is handed no mission"

@@ -1,0 +1,91 @@
+"""One line on the terminal each time a trial (or a finalist's run) starts, ends or fails: how
+far the stage is, how many run now, the best figure so far and when the stage should end.
+Ray's own status tables and per-trial boxes are there with ``--ray-progress``."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ray.tune import Callback
+
+from core.metrics import TIEBREAK, TIME, judged, mode_of
+
+ENDED = ("TERMINATED", "ERROR")
+
+
+class ProgressLines(Callback):
+    """The lines of one stage (``trials`` or ``finalists``) of ``total`` runs of up to
+    ``max_iters`` iterations, judged on ``metric``."""
+
+    def __init__(self, stage: str, total: int, max_iters: int, metric: str):
+        self.stage, self.total, self.max_iters, self.metric = stage, total, max_iters, metric
+        self.start = time.monotonic()
+        self.iterations: dict[str, int] = {}  # run -> iterations reported (this run of it)
+        self.ended: list[int] = []  # the iterations of each run that ended
+        self.best: tuple[float, str, float] | None = None  # (judged, run, value)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        values = ", ".join(f"{k}={shown(v)}" for k, v in sorted(trial.config.items()))
+        self.say(trials, trial, f"{name(trial)} started ({values})")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.iterations[trial.trial_id] = int(result.get(TIME, 0))
+        value = result.get(self.metric)
+        if isinstance(value, int | float) and math.isfinite(value):
+            score = judged(self.metric, value, result.get(TIEBREAK))
+            better = self.best is None or (
+                score > self.best[0] if mode_of(self.metric) == "max" else score < self.best[0]
+            )
+            if better:
+                self.best = (score, name(trial), value)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        done = self.iterations.get(trial.trial_id, 0)
+        self.ended.append(done)
+        how = "ran its budget" if done >= self.max_iters else f"stopped at iteration {done}"
+        last = trial.last_result.get(self.metric) if trial.last_result else None
+        figure = f", {self.metric} {last:.3f}" if isinstance(last, int | float) else ""
+        self.say(trials, trial, f"{name(trial)} {how}{figure}", ended=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.say(trials, trial, f"{name(trial)} failed, its retries spent", ended=True)
+
+    def say(self, trials, trial, event: str, ended: bool = False) -> None:
+        finished = sum(t.status in ENDED for t in trials if t is not trial) + ended
+        running = sum(t.status == "RUNNING" for t in trials if t is not trial) + (not ended)
+        elapsed = time.monotonic() - self.start
+        best = f"best {self.metric} {self.best[2]:.3f} ({self.best[1]})" if self.best else ""
+        parts = [
+            f"[{clock(elapsed)}] {self.stage} {finished}/{self.total} ended, {running} running",
+            event,
+            best,
+            self.eta(finished, elapsed),
+        ]
+        print(" | ".join(p for p in parts if p), flush=True)
+
+    def eta(self, finished: int, elapsed: float) -> str:
+        """The stage's time left: iterations still to run (at the mean count of the runs that
+        ended, or the whole budget before any has) at the rate so far."""
+        done = sum(self.iterations.values())
+        if not done or finished >= self.total:
+            return ""
+        per_run = sum(self.ended) / len(self.ended) if self.ended else self.max_iters
+        left = max(0.0, per_run * self.total - done)
+        return f"ETA {clock(left * elapsed / done)}"
+
+
+def name(trial) -> str:
+    config = trial.config
+    if "finalist" in config:
+        return f"{config['finalist']} seed {config['train.seed']}"
+    return f"trial_{trial.trial_id}"
+
+
+def shown(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s"
