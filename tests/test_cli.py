@@ -35,6 +35,8 @@ TINY = [
     "data.episodes=12",
     "--set",
     "train.threads=1",
+    "--set",
+    "train.dagger_episodes=4",
 ]
 
 

@@ -25,6 +25,7 @@ SETS = [
     "train.test_episodes=3",
     "data.episodes=12",
     "train.threads=1",
+    "train.dagger_episodes=4",
 ]
 TINY = [*(a for item in SETS for a in ("--set", item)), "--env", "MiniGrid-Empty-5x5-v0"]
 
