@@ -31,7 +31,7 @@ MAP_PATCH = 3
 
 @dataclass(frozen=True)
 class DataConfig:
-    env: str = setting("MiniGrid-DoorKey-8x8-v0", "MiniGrid id, one of the reach-the-goal families")
+    env: str = setting("MiniGrid-DoorKey-8x8-v0", "MiniGrid or BabyAI id (`envs` lists them)")
     episodes: int = setting(2000, "expert demonstrations generated (train + validation)", Range(2))
     seed: int = setting(0, "picks the demonstration, selection and test episodes", NON_NEGATIVE)
     val_fraction: float = setting(

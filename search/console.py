@@ -24,8 +24,19 @@ class WrongResumeHint(logging.Filter):
         return "Resume experiment with" not in record.getMessage()
 
 
+class TokenOnNotice(logging.Filter):
+    """Ray warns on every start that token authentication is on (its default): the search's
+    first lines already say the dashboard asks for the token. A warning that it is *off* is
+    kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
 def quiet_wrong_hints() -> None:
     logging.getLogger("ray.tune.tune").addFilter(WrongResumeHint())
+    token = "ray._private.authentication.authentication_token_setup"
+    logging.getLogger(token).addFilter(TokenOnNotice())
 
 
 class TensorBoardEvents(LoggerCallback):

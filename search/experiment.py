@@ -4,6 +4,7 @@ or restored where an interrupted one lies. Both stages of a search go through he
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +77,26 @@ def fit(
             stop=stop,
         )
         tuner = tune.Tuner(trainable, run_config=run_config, **fresh())
-    return tuner.fit()
+    if progress is None:
+        return tuner.fit()
+    # Ray's newer console output prints each experiment's configuration box even when told
+    # to be silent; its earlier one prints nothing then.
+    with environment("RAY_AIR_NEW_OUTPUT", "0"):
+        return tuner.fit()
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str):
+    """``os.environ[name]`` set to ``value`` for the length of the block."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def trial_name(trial) -> str:

@@ -9,17 +9,18 @@ import time
 
 from ray.tune import Callback
 
-from core.metrics import TIEBREAK, TIME, judged, mode_of
+from core.metrics import TIEBREAK, TIEBREAK_SCALE, TIME
 
 ENDED = ("TERMINATED", "ERROR")
 
 
 class ProgressLines(Callback):
     """The lines of one stage (``trials`` or ``finalists``) of ``total`` runs of up to
-    ``max_iters`` iterations, judged on ``metric``."""
+    ``max_iters`` iterations, judged on ``metric`` (``mode``: max or min)."""
 
-    def __init__(self, stage: str, total: int, max_iters: int, metric: str):
-        self.stage, self.total, self.max_iters, self.metric = stage, total, max_iters, metric
+    def __init__(self, stage: str, total: int, max_iters: int, metric: str, mode: str):
+        self.stage, self.total, self.max_iters = stage, total, max_iters
+        self.metric, self.mode = metric, mode
         self.start = time.monotonic()
         self.iterations: dict[str, int] = {}  # run -> iterations reported (this run of it)
         self.ended: list[int] = []  # the iterations of each run that ended
@@ -33,10 +34,10 @@ class ProgressLines(Callback):
         self.iterations[trial.trial_id] = int(result.get(TIME, 0))
         value = result.get(self.metric)
         if isinstance(value, int | float) and math.isfinite(value):
-            score = judged(self.metric, value, result.get(TIEBREAK))
-            better = self.best is None or (
-                score > self.best[0] if mode_of(self.metric) == "max" else score < self.best[0]
-            )
+            sign = 1 if self.mode == "max" else -1
+            loss = result.get(TIEBREAK)
+            score = sign * value - TIEBREAK_SCALE * (loss if isinstance(loss, float) else 0.0)
+            better = self.best is None or score > self.best[0]
             if better:
                 self.best = (score, name(trial), value)
 

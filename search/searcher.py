@@ -3,7 +3,10 @@
 Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with
 its low-budget value; TPE then models a half-trained policy as a finished one and steers
 away from configurations that merely start slowly. Here such a trial is told PRUNED (its
-intermediate values are already in the study), as Optuna's own pruners do.
+intermediate values are already in the study), as Optuna's own pruners do. The values the
+study holds carry the validation-loss tie-break, so its best trial is the search's; the real
+configuration values are each trial's user attributes (its parameters are the sampling
+coordinates, e.g. ``space.log2_hidden``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from core.config import COORDINATES
-from core.metrics import TIME
+from core.metrics import TIEBREAK, TIME, judged
 from data.errors import BadInput
 from search.upstream import optuna_study, optuna_told, optuna_trial
 
@@ -84,7 +87,19 @@ class PruningAwareOptunaSearch(OptunaSearch):
             optuna_trial(self, trial_id).set_user_attr(key, value)
         return values
 
+    def judged(self, result: dict | None) -> dict | None:
+        """The result with its metric shifted by the tie-break of core/metrics.py, as ASHA
+        judges and the exports rank: the study's best trial is then the search's."""
+        value = (result or {}).get(self.metric)
+        if value is None:
+            return result
+        return {**result, self.metric: judged(self.metric, value, result.get(TIEBREAK))}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        super().on_trial_result(trial_id, self.judged(result))
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        result = self.judged(result)
         stopped_early = (
             result is not None
             and not error

@@ -50,7 +50,9 @@ class Settings:
     falls short within the budget, so the search has something to separate (README, "Quick
     start", gives its time and output)."""
 
-    env: str = setting("MiniGrid-DoorKey-6x6-v0", "MiniGrid id the trials train on")
+    env: str = setting(
+        "MiniGrid-DoorKey-6x6-v0", "environment the trials train on (`envs` lists them)"
+    )
     num_samples: int = setting(12, "trials to run", AT_LEAST_ONE)
     max_iters: int = setting(2, "iterations of a full trial", AT_LEAST_ONE)
     space: SpaceName = setting("default", "hyperparameters searched (search/spaces.py)")

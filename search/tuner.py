@@ -69,8 +69,8 @@ class Run:
     grids: dict
     lines: bool = True
 
-    def progress(self, stage: str, total: int, max_iters: int, metric: str):
-        return ProgressLines(stage, total, max_iters, metric) if self.lines else None
+    def progress(self, stage: str, total: int, max_iters: int, metric: str, mode: str):
+        return ProgressLines(stage, total, max_iters, metric, mode) if self.lines else None
 
 
 def run(
@@ -216,7 +216,7 @@ def run_trials(search: Run, record: SearchRecord) -> SearchRecord:
         lambda: trials_tune_config(settings, folder, search.placement, base, record.extensions),
         settings.max_failures,
         callbacks(settings, folder),
-        search.progress("trials", total, settings.max_iters, settings.metric),
+        search.progress("trials", total, settings.max_iters, settings.metric, settings.mode),
         TimeBudget(folder, settings.time_budget) if settings.time_budget else None,
     )
     if settings.time_budget and search.clock.wall_s() >= settings.time_budget:
@@ -320,7 +320,11 @@ def run_finalists(search: Run, record: SearchRecord) -> SearchRecord:
         settings.max_failures,
         callbacks(settings, search.folder),
         search.progress(
-            "finalists", len(chosen.configs) * len(chosen.seeds), settings.max_iters, "test/return"
+            "finalists",
+            len(chosen.configs) * len(chosen.seeds),
+            settings.max_iters,
+            "test/return",
+            "max",
         ),
     )
     finished = read_outcome(search.folder).finished

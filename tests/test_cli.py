@@ -174,3 +174,26 @@ def test_version_and_help_load_neither_torch_nor_ray_nor_optuna():
         modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
         heavy = modules & {"torch", "ray", "optuna", "gymnasium", "minigrid"}
         assert not heavy, f"{' '.join(args)} imported {sorted(heavy)}"
+
+
+def test_a_mission_in_words_trains_evaluates_and_compares(tmp_path):
+    """`train` on a BabyAI level (demonstrations by BabyAIBot, the mission read as words),
+    `evaluate --out`, and `compare` of the run, as the README shows them."""
+    run = tmp_path / "run"
+    args = ("--env", "BabyAI-GoToRedBallGrey-v0", "--seeds", 2, "--out", run)
+    trained = cli("train", *args, *TINY, "--set", "train.test_episodes=5", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    assert config["data"]["expert"] == "auto" and config["model"]["mission"] is True
+    weights = load_checkpoint(run / "seed0" / "checkpoint.pt")["model"]
+    assert any(name.startswith("mission.") for name in weights), "the model reads the mission"
+    figures = tmp_path / "figures.json"
+    evaluated = cli(
+        "evaluate", run / "seed1" / "checkpoint.pt", "--episodes", 3, "--out", figures, cwd=tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "NaN" not in evaluated.stdout and json.loads(figures.read_text())["test/episodes"] == 3
+    compared = cli("compare", run, "--out", tmp_path / "cmp", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert "| run | BabyAI-GoToRedBallGrey-v0 | 2 |" in compared.stdout
+    assert (tmp_path / "cmp" / "compare.png").is_file()

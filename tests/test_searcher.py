@@ -5,6 +5,7 @@ from collections import Counter
 
 import numpy as np
 import optuna
+import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -129,3 +130,15 @@ def test_an_extension_searches_on_in_the_same_study(tmp_path):
     proposed = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(study.trials) == 7 and len(set(proposed)) == 7
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_the_studys_best_trial_is_the_searchs_when_returns_tie():
+    """Two trials solve every episode (the same return); the search ranks the one with the
+    lower validation loss first, and so does the study."""
+    search = searcher()
+    for trial_id, loss in (("a", 0.9), ("b", 0.4)):
+        search.suggest(trial_id)
+        last = {"eval/return": 0.95, "val/loss": loss, "iteration": MAX_T}
+        search.on_trial_complete(trial_id, {**last, "training_iteration": MAX_T})
+    best = search.study.best_trial
+    assert best.number == 1 and best.value == pytest.approx(0.95, abs=1e-5)
