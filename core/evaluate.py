@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import load_checkpoint, write_json
 from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
 from core.render import save_gif
@@ -39,22 +39,51 @@ def training_layouts(data) -> set[bytes]:
 
 
 def on_test_episodes(
-    policy: Policy, episodes: int, data, seed: int | None = None, frames: list | None = None
+    policy: Policy,
+    episodes: int,
+    data,
+    seed: int | None = None,
+    frames: list | None = None,
+    played: list | None = None,
 ) -> dict[str, float]:
     """Roll the policy out on ``episodes`` test episodes (of ``seed``, by default the data
     seed) of the environment its data section (``DataConfig``) names. Returns test/success,
     test/return, test/len_ratio and, against the layouts the policy trained on, how many test
-    episodes start from a layout no training episode had and success on those."""
+    episodes start from a layout no training episode had and success on those. If ``played``
+    is a list, each episode's own figures are appended to it (``episode_figures``)."""
     block = data.seed if seed is None else seed
     runs = play_episodes(policy, data.env, episode_seeds("test", block, episodes), frames)
     seen = training_layouts(data)
     unseen = [run for run in runs if run.layout not in seen]
+    if played is not None:
+        played.extend(episode_figures(run, run.layout not in seen) for run in runs)
     return {
         **summary(runs, "test"),
         "test/episodes": float(len(runs)),
         "test/unseen_episodes": float(len(unseen)),
         "test/success_unseen": float(np.mean([r.success for r in unseen])) if unseen else math.nan,
         "test/layouts": float(len({run.layout for run in runs})),
+    }
+
+
+TESTED = "test_episodes.json"  # a run's test episodes, each with its own figures
+
+
+def save_tested(folder: Path, tested: list[dict]) -> None:
+    """Write a run's test episodes beside its checkpoint (nothing when it has none yet)."""
+    if tested:
+        write_json(Path(folder) / TESTED, {"episodes": tested})
+
+
+def episode_figures(run: Episode, unseen: bool) -> dict:
+    """One test episode's own figures: what paired comparisons of two policies on the same
+    episodes need (core/statistics.py)."""
+    return {
+        "seed": run.seed,
+        "return": run.reward,
+        "success": run.success,
+        "length": run.length,
+        "unseen": unseen,
     }
 
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from core.checkpoint import jsonable, load_checkpoint, save_checkpoint, write_json
 from core.config import Config, flat, to_dict
 from core.console import progress_line
+from core.evaluate import save_tested
 from core.metrics import TIME
 from core.statistics import mean_interval
 from core.tracking import Track, Tracker
@@ -77,6 +78,7 @@ def train_one(
             for key, value in metrics.items():
                 if math.isfinite(value):  # len_ratio is NaN until an episode succeeds
                     writer.add_scalar(key, value, trainer.iteration)
+            save_tested(out, trainer.tested)
             save_checkpoint(checkpoint, trainer.state_dict())
             tracker.log(metrics, trainer.iteration)
             elapsed = time.perf_counter() - start

@@ -1,8 +1,12 @@
-"""Figures over training seeds: a mean and its confidence interval."""
+"""Figures over training seeds: a mean and its confidence interval; a paired comparison of
+two configurations on the same seeds and test episodes (rliable's methods: a stratified
+bootstrap, the probability of improvement, the interquartile mean); how well an early figure
+ranks trials as the final one does (Kendall's tau)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -19,3 +23,79 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, floa
         return float(finite[0]), math.nan
     t = stats.t.ppf(0.5 + level / 2, df=len(finite) - 1)
     return float(finite.mean()), float(t * finite.std(ddof=1) / math.sqrt(len(finite)))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A challenger against a baseline on the same training seeds and the same test episodes:
+    the mean paired difference of a figure, its 95% interval from a stratified bootstrap,
+    the probability that a seed of the challenger beats a seed of the baseline, and each
+    side's interquartile mean over seeds."""
+
+    difference: float
+    low: float
+    high: float
+    improvement: float  # P(challenger's seed > baseline's seed), ties count half
+    iqm: tuple[float, float]  # (challenger, baseline)
+    seeds: int
+
+    @property
+    def verdict(self) -> str:
+        """better / worse when the interval leaves out 0, else undecided."""
+        return "better" if self.low > 0 else "worse" if self.high < 0 else "undecided"
+
+
+def paired_comparison(
+    challenger: dict[int, list[float]],
+    baseline: dict[int, list[float]],
+    draws: int = 4000,
+    seed: int = 0,
+) -> Comparison:
+    """Training seed -> per-episode figures (the same test episodes, in the same order, for
+    both) -> the comparison over the seeds both have. The bootstrap resamples seeds, then
+    episodes within each seed (rliable's stratified bootstrap), so the interval holds both
+    the spread between trainings and the luck of the episodes."""
+    seeds = sorted(set(challenger) & set(baseline))
+    if not seeds:
+        raise ValueError("no training seed is common to both sides")
+    diffs = np.stack([np.subtract(challenger[s], baseline[s], dtype=float) for s in seeds])
+    n_seeds, n_episodes = diffs.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(n_seeds, size=(draws, n_seeds))  # (D, S) seeds drawn
+    cols = rng.integers(n_episodes, size=(draws, n_seeds, n_episodes))  # (D, S, E)
+    resampled = diffs[rows[..., None], cols].mean(axis=(1, 2))  # (D,)
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    ours = np.array([np.mean(challenger[s]) for s in challenger])
+    theirs = np.array([np.mean(baseline[s]) for s in baseline])
+    wins = (ours[:, None] > theirs[None]) + 0.5 * (ours[:, None] == theirs[None])
+    return Comparison(
+        difference=float(diffs.mean()),
+        low=float(low),
+        high=float(high),
+        improvement=float(wins.mean()),
+        iqm=(iqm(ours), iqm(theirs)),
+        seeds=n_seeds,
+    )
+
+
+def iqm(values) -> float:
+    """The interquartile mean: the mean of the middle half (rliable's robust aggregate)."""
+    return float(stats.trim_mean(np.asarray(values, dtype=float), 0.25))
+
+
+def rank_agreement(early: list[float], final: list[float], draws: int = 2000, seed: int = 0):
+    """Kendall's tau between two figures of the same trials (e.g. at a rung and at the end)
+    and its 95% bootstrap interval over trials: whether the early figure orders trials as the
+    final one does. (nan, nan, nan) with fewer than 3 trials."""
+    early, final = np.asarray(early, dtype=float), np.asarray(final, dtype=float)
+    if len(early) < 3:
+        return math.nan, math.nan, math.nan
+    tau = stats.kendalltau(early, final).statistic
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(draws):
+        pick = rng.integers(len(early), size=len(early))
+        if len(set(early[pick])) > 1 and len(set(final[pick])) > 1:
+            taus.append(stats.kendalltau(early[pick], final[pick]).statistic)
+    low, high = np.percentile(taus, [2.5, 97.5]) if taus else (math.nan, math.nan)
+    return float(tau), float(low), float(high)

@@ -16,6 +16,7 @@ from ray import tune
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import Config, from_dict, from_flat
+from core.evaluate import save_tested
 from core.faults import inject_faults
 from core.metrics import HEADLINE, TIME
 from core.trainer import Trainer
@@ -72,6 +73,7 @@ def train(config: Config, demos: Demos, base: Config, cache: str) -> None:
     while trainer.iteration < config.train.iters:
         inject_faults(trainer, tune.get_context().get_trial_id())
         metrics = trainer.train_iteration()
+        save_tested(tune.get_context().get_trial_dir(), trainer.tested)
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(Path(folder) / CHECKPOINT, trainer.state_dict())
             headline = {k: metrics[k] for k in HEADLINE if k in metrics}

@@ -60,6 +60,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(training.seed)
         self.iteration = 0
         self.metrics: dict[str, float] = {}
+        self.tested: list[dict] = []  # each test episode's figures, after the last iteration
         self._val_batch = self._fixed_val_batch()
 
     @property
@@ -179,8 +180,11 @@ class Trainer:
             # configuration on the same data is scored on the same episodes.
             metrics.update(rollout(self.policy, data.env, training.eval_episodes, data.seed))
         if self.iteration == training.iters and training.test_episodes:
-            # The final figures, on episodes nothing was selected on.
-            metrics.update(on_test_episodes(self.policy, training.test_episodes, data))
+            # The final figures, on episodes nothing was selected on; each episode's own
+            # figures are kept for paired comparisons (``tested``).
+            self.tested = []
+            test = on_test_episodes(self.policy, training.test_episodes, data, played=self.tested)
+            metrics.update(test)
         self.metrics = metrics
         return metrics
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from core import config as cfg
 from core.checkpoint import jsonable
 from core.metrics import EXPORTED, TEST, mode_of
+from core.statistics import rank_agreement
 from data.errors import command
 from data.files import write_atomically
 from search import finalists
@@ -115,10 +116,28 @@ def finalist_config(
         "search eval/return": jsonable(winner.search_figure),
         "gap (test/return - search eval/return)": jsonable(winner.gap),
         "incumbent": {m: interval(incumbent, m) for m in TEST},
-        "beats the incumbent beyond the 95% intervals": finalists.beats(winner, incumbent),
+        **compared(winner, incumbent),
     }
     what = f"finalist {winner.name}, retrained on {len(seeds)} seeds and judged on test episodes"
     return header(folder, len(seeds), what) + cfg.dump_yaml(config, {"result": result})
+
+
+def compared(winner: Finalist, incumbent: Finalist) -> dict:
+    """The verdict's figures for best_config.yaml: paired, or (a search of an earlier
+    version, without each episode's figures) whether the unpaired intervals overlap."""
+    c = finalists.compared(winner, incumbent)
+    if c is None:
+        return {"beats the incumbent beyond the 95% intervals": finalists.beats(winner, incumbent)}
+    return {
+        "against the incumbent (paired test/return)": {
+            "verdict": c.verdict,
+            "difference": c.difference,
+            "ci95": [c.low, c.high],
+            "probability of improvement": c.improvement,
+            "iqm": {"winner": c.iqm[0], "incumbent": c.iqm[1]},
+            "seeds": c.seeds,
+        }
+    }
 
 
 def reported(result: dict) -> dict:
@@ -163,7 +182,7 @@ def finalists_md(retrained: list[Finalist], seeds: list[int], settings: Settings
 
 
 def verdict(retrained: list[Finalist]) -> str:
-    """One line: does the winner beat the incumbent beyond the intervals?"""
+    """One line: is the winner better than the incumbent, worse, or is it undecided?"""
     winner = retrained[0]
     incumbent = next(f for f in retrained if f.name == finalists.INCUMBENT)
     if not winner.runs:
@@ -171,6 +190,14 @@ def verdict(retrained: list[Finalist]) -> str:
     w, i = winner.interval("test/return"), incumbent.interval("test/return")
     if winner is incumbent:
         return f"The incumbent (the preset) is the best finalist: test/return {pm(*w)}."
+    c = finalists.compared(winner, incumbent)
+    if c is not None:
+        return (
+            f"Verdict: {c.verdict}. {winner.name} against the incumbent, paired on {c.seeds} "
+            f"seeds and the same test episodes: test/return {c.difference:+.3f} "
+            f"[{c.low:+.3f}, {c.high:+.3f}] (95%, stratified bootstrap), P(improvement) "
+            f"{c.improvement:.2f}, IQM over seeds {c.iqm[0]:.3f} against {c.iqm[1]:.3f}."
+        )
     if min(len(winner.runs), len(incumbent.runs)) < 2:
         return (
             f"{winner.name} has the best mean test/return, {pm(*w)} against the incumbent's "
@@ -266,6 +293,7 @@ def summary_md(outcome: Outcome, plots: list[str]) -> str:
         lines += [
             f"- {t.trial_id} ({t.status}), failure {n}: {reason}" for t, n, reason in failures
         ]
+    lines += pruning_md(outcome)
     lines += ["", "Plots: " + ", ".join(f"`plots/{p}`" for p in plots), ""]
     return "\n".join(lines)
 
@@ -289,3 +317,46 @@ def compute_line(trials: list[Trial], max_iters: int) -> str:
 
 def fmt_param(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def rungs(settings: Settings) -> list[int]:
+    """The iterations at which ASHA judges trials (its milestones below the full budget)."""
+    found, milestone = [], settings.grace_period
+    while settings.scheduler == "asha" and milestone < settings.max_iters:
+        found.append(int(milestone))
+        milestone *= settings.reduction_factor
+    return sorted(set(found))
+
+
+def pruning_md(outcome: Outcome) -> list[str]:
+    """Is pruning sound on this task? Kendall's tau (95% bootstrap interval over trials)
+    between the metric at each rung and at the end, over the trials that ran the full budget;
+    and between the search's figure and the test return, over the finalists."""
+    s = outcome.record.settings
+    full = [t for t in outcome.trials if t.status == "completed"]
+    rows = []
+    for milestone in rungs(s):
+        early = [t.at(milestone, s.metric) for t in full]
+        final = [t.last(s.metric) for t in full]
+        kept = [(a, b) for a, b in zip(early, final, strict=True) if math.isfinite(a + b)]
+        rows.append((f"{s.metric} at iteration {milestone}", f"{s.metric} at the end", kept))
+    ran = [f for f in outcome.retrained if f.runs and math.isfinite(f.search_figure)]
+    pairs = [(f.search_figure, f.interval("test/return")[0]) for f in ran]
+    rows.append(("the search's eval/return", "the finalists' mean test/return", pairs))
+    lines = [
+        "",
+        "## Is pruning sound here?",
+        "",
+        "Kendall's tau between what was known early and what came out, with its 95% bootstrap "
+        "interval over trials: near 1, the early figure orders the trials as the final one "
+        "does, and stopping the low ones early loses little; near 0 or below, ASHA stops "
+        "trials on noise.",
+        "",
+        "| early | final | trials | Kendall's tau |",
+        "|---|---|---|---|",
+    ]
+    for early, final, kept in rows:
+        tau, low, high = rank_agreement([a for a, _ in kept], [b for _, b in kept])
+        shown = f"{tau:+.2f} [{low:+.2f}, {high:+.2f}]" if math.isfinite(tau) else "too few"
+        lines.append(f"| {early} | {final} | {len(kept)} | {shown} |")
+    return lines

@@ -6,19 +6,21 @@ configurations and the *incumbent* (the preset the search started from, unchange
 retrained from scratch on N fresh training seeds, as Ray trials of a second experiment in
 ``RESULTS_DIR/NAME/finalists`` (in parallel, resumable, in the dashboard and TensorBoard like
 the trials), and each is rolled out on the test episodes, which nothing was selected on. The
-winner is the finalist with the best mean test return; it beats the incumbent only when their
-95% intervals over seeds do not overlap.
+winner is the finalist with the best mean test return. It is compared with the incumbent
+paired: the same training seeds and the same test episodes, a stratified bootstrap over
+seeds and episodes (core/statistics.py), so the verdict (better, worse or undecided) has the
+power two unpaired intervals lack.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import config as cfg
 from core.metrics import TEST
-from core.statistics import mean_interval
+from core.statistics import Comparison, mean_interval, paired_comparison
 from search.record import FINALISTS, SearchRecord
 from search.results import Trial, read_trials
 from search.settings import Settings
@@ -62,6 +64,7 @@ class Finalist:
     values: dict  # laid over the search's base configuration
     search_figure: float  # what the search saw: its trial's last eval/return (or NaN)
     runs: dict[int, dict]  # training seed -> the last result of a run that finished
+    returns: dict[int, list[float]] = field(default_factory=dict)  # seed -> each test episode's
 
     def interval(self, metric: str) -> tuple[float, float]:
         return mean_interval([run.get(metric, math.nan) for run in self.runs.values()])
@@ -83,13 +86,12 @@ def read(folder: Path, record: SearchRecord, trials: list[Trial]) -> list[Finali
     base = record.base_config
     retrained = []
     for name, values in record.chosen.configs.items():
-        finished = {
-            int(run.params["train.seed"]): run.history[-1]
-            for run in runs
-            if run.params.get("finalist") == name and run.status == "completed"
-        }
+        mine = [r for r in runs if r.params.get("finalist") == name and r.status == "completed"]
+        finished = {int(run.params["train.seed"]): run.history[-1] for run in mine}
+        returns = {int(run.params["train.seed"]): run.tested() for run in mine}
+        returns = {seed: figures for seed, figures in returns.items() if figures}
         figure = search_figure(name, trials, base)
-        retrained.append(Finalist(name, values, figure, finished))
+        retrained.append(Finalist(name, values, figure, finished, returns))
     return sorted(retrained, key=lambda f: -mean_or(f.interval("test/return")[0]))
 
 
@@ -112,7 +114,17 @@ def mean_or(value: float, default: float = -math.inf) -> float:
     return value if math.isfinite(value) else default
 
 
+def compared(winner: Finalist, incumbent: Finalist) -> Comparison | None:
+    """The winner against the incumbent, paired on the seeds and test episodes both ran (each
+    episode's test return), or None where fewer than two seeds have them."""
+    common = set(winner.returns) & set(incumbent.returns)
+    if len(common) < 2:
+        return None
+    return paired_comparison(winner.returns, incumbent.returns)
+
+
 def beats(winner: Finalist, incumbent: Finalist, metric: str = "test/return") -> bool:
-    """Whether the winner is better beyond both 95% intervals (they do not overlap)."""
+    """Without each episode's figures (a search of an earlier version): whether the winner is
+    better beyond both 95% intervals over seeds (they do not overlap)."""
     (w, w_half), (i, i_half) = winner.interval(metric), incumbent.interval(metric)
     return all(map(math.isfinite, (w, w_half, i, i_half))) and w - w_half > i + i_half

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import COORDINATES
+from core.evaluate import TESTED
 from core.metrics import TIME
 from data.errors import BadInput
 from search.upstream import experiment_snapshot
@@ -63,6 +64,15 @@ class Trial:
     @property
     def node(self) -> str:
         return str(self.history[-1].get("node_id", "")) if self.history else ""
+
+    def tested(self, figure: str = "return") -> list[float] | None:
+        """Each test episode's ``figure``, in order (core/evaluate.py TESTED), or None where
+        the run kept none (it has not ended, or an earlier version ran it)."""
+        try:
+            episodes = json.loads((self.folder / TESTED).read_text())["episodes"]
+            return [float(episode[figure]) for episode in episodes]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @property
     def checkpoint(self) -> Path | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import to_dict
+from core.evaluate import TESTED
 from search.record import SearchRecord, write_record
 from search.settings import Settings, base_config
 
@@ -35,6 +36,7 @@ class RayRun:
     returns: list[float]
     status: str = "TERMINATED"  # RUNNING, PENDING, ERROR, TERMINATED
     last: dict = field(default_factory=dict)
+    tested: list[float] | None = None  # each test episode's return (core/evaluate.py)
 
     @property
     def history(self) -> list[dict]:
@@ -58,6 +60,9 @@ def write_experiment(experiment: Path, runs: list[RayRun]) -> None:
         (folder / "params.json").write_text(json.dumps(run.params))
         history = run.history
         (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in history))
+        if run.tested is not None:
+            episodes = [{"return": float(r), "success": bool(r > 0)} for r in run.tested]
+            (folder / TESTED).write_text(json.dumps({"episodes": episodes}))
         trial = {
             "trial_id": run.name.removeprefix("trial_"),
             "status": run.status,
@@ -85,14 +90,18 @@ def write_search(folder: Path, runs: list[RayRun], settings: Settings = SETTINGS
     write_experiment(folder, runs)
 
 
-def finalist_runs(configs: dict, seeds: list[int], test_return: dict) -> list[RayRun]:
-    """Each finalist's run on each seed, finished, with its test return."""
+def finalist_runs(
+    configs: dict, seeds: list[int], test_return: dict, episodes: dict | None = None
+) -> list[RayRun]:
+    """Each finalist's run on each seed, finished, with its test return; with ``episodes``
+    (name -> seed -> each test episode's return) the episodes' own figures too."""
     return [
         RayRun(
             f"{name}_seed{seed}",
             {"finalist": name, "train.seed": seed},
             [0.5, 0.6, 0.7],
             last={"test/return": test_return[name] + 0.01 * seed, "test/success": 1.0},
+            tested=episodes[name][seed] if episodes else None,
         )
         for name in configs
         for seed in seeds

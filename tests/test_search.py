@@ -96,8 +96,11 @@ def test_finalists_are_retrained_on_test_episodes_and_exported(smoke):
         assert not any("test/return" in json.loads(line) for line in results[:-1])
         assert list((folder / "finalists" / run).glob("events.out.tfevents.*"))
     assert "finalists on test episodes" in result.stdout
-    verdicts = ("beats the incumbent", "intervals overlap", "The incumbent (the preset) is")
+    verdicts = ("Verdict: better", "Verdict: worse", "Verdict: undecided", "The incumbent (the")
     assert any(v in result.stdout for v in verdicts), result.stdout[-1500:]
+    for run in runs:  # each test episode's figures, for the paired verdict
+        tested = json.loads((folder / "finalists" / run / "test_episodes.json").read_text())
+        assert len(tested["episodes"]) == 20
     with Image.open(folder / "plots" / "finalists.png") as image:
         assert image.size[0] > 200
 
