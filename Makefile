@@ -26,12 +26,14 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two workers: the slow tests (Ray, subprocesses) one after another on one of them
+# (tests/conftest.py groups them), the fast ones on both.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-# The inner loop: no Ray, no subprocess, under a minute.
+# The inner loop: no Ray, no subprocess, about half a minute.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2
 
 clean:
 	rm -rf $(VENV) data/cache

@@ -129,6 +129,13 @@ def build_parser() -> Parser:
         "what the agent saw (default %(default)s)",
     )
     data.add_argument("--out", type=Path, help="output .npz (default: the dataset cache)")
+    data.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="processes that demonstrate side by side (default: every core, %(default)s); "
+        "the file is the same byte for byte",
+    )
 
     train = commands.add_parser(
         "train",
@@ -245,6 +252,11 @@ def run_compare(args) -> None:
     print(f"wrote {args.out / 'compare.md'}, {args.out / 'compare.png'}")
 
 
+def print_err(line: str) -> None:
+    """Progress on stderr: stdout is the JSON a script reads."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_data(args) -> None:
     from data.demos import cached, generate, save
 
@@ -252,13 +264,22 @@ def run_data(args) -> None:
         from data.demos import DATA_CACHE
 
         demos, meta, path = cached(
-            args.env, args.episodes, args.seed, DATA_CACHE, args.noise, expert=args.expert
+            args.env,
+            args.episodes,
+            args.seed,
+            DATA_CACHE,
+            args.noise,
+            log=print_err,
+            expert=args.expert,
+            jobs=args.jobs,
         )
     else:
         if args.out.suffix != ".npz":
             raise BadInput(f"--out {args.out} must end in .npz")
         writable_file(args.out, "--out")
-        demos, meta = generate(args.env, args.episodes, args.seed, args.noise, args.expert)
+        demos, meta = generate(
+            args.env, args.episodes, args.seed, args.noise, args.expert, args.jobs, print_err
+        )
         save(demos, meta, args.out)
         path = args.out
     print(json.dumps({**meta, "path": str(path)}, indent=2))

@@ -107,7 +107,8 @@ def train_seeds(
     cached ones of ``config.data`` unless given) and write ``out/metrics.json``: per-seed
     metrics, their mean, standard deviation and the half-width of the mean's 95% interval.
     With ``jobs`` > 1 that many seeds train side by side, each in its own process."""
-    demos = demos if demos is not None else for_data(config.data, log=log)
+    cores = os.cpu_count() or 1  # the demonstrations come first, on every core
+    demos = demos if demos is not None else for_data(config.data, log=log, jobs=cores)
     jobs = min(jobs, seeds)
     threads = config.train.threads
     if jobs > 1 and threads == 0:  # torch's default (every core) in each process would thrash

@@ -9,12 +9,17 @@ allow_pickle=False.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
+import multiprocessing
 import re
+import time
 import zipfile
 import zlib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +159,13 @@ def _problem(demos: Demos) -> str | None:
 
 
 def generate(
-    env_id: str, episodes: int, seed: int, noise: float = 0.0, expert: Expert = "auto"
+    env_id: str,
+    episodes: int,
+    seed: int,
+    noise: float = 0.0,
+    expert: Expert = "auto",
+    jobs: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Demos, dict]:
     """Run the expert for `episodes` episodes on the demonstration seeds of `seed`.
 
@@ -165,28 +176,39 @@ def generate(
     plan from the state it labels (data/teachers.py). An episode the expert fails (BabyAIBot
     gives up on a few) is left out and counted (``expert_failures``); a reach-the-goal episode
     cut by the step limit is kept, its labels still the shortest plans.
+
+    ``jobs`` processes demonstrate blocks of BLOCK episodes side by side; the blocks are put
+    back in order, so the demonstrations are the same, byte for byte, as one process's.
+    ``log`` hears how far it is after each block, with an estimate of the time left.
     """
     if not 0.0 <= noise < 1.0:
         raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
     expert = expert_for(env_id, expert)
-    env = make_env(env_id)
+    check_env_id(env_id)
     env_seeds = episode_seeds("training", seed, episodes)
-    teacher_in = teachers(expert, env_id)
+    blocks = [env_seeds[i : i + BLOCK] for i in range(0, episodes, BLOCK)]
+    work = functools.partial(demonstrate_block, env_id, expert, noise)
     rows = {name: [] for name in ("image", "direction", "position", "plan", "executed")}
     starts, kept, missions, failed = [0], [], [], []
-    for env_seed in env_seeds:
-        obs, _ = env.reset(seed=int(env_seed))
-        rng = np.random.default_rng(int(env_seed))
-        episode = demonstrate(env, obs, teacher_in(env), rng, noise)
-        if not episode.kept:
-            failed.append(int(env_seed))
-            continue
-        for name, values in episode.rows.items():
-            rows[name].extend(values)
-        starts.append(len(rows["plan"]))
-        kept.append(env_seed)
-        missions.append(mission_of(env_id, env.unwrapped.mission))
-    env.close()
+    start = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if jobs > 1 and len(blocks) > 1:
+            # Spawned, not forked: the caller may hold torch's threads.
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=context))
+            done_blocks = pool.map(work, blocks)
+        else:
+            done_blocks = map(work, blocks)
+        for block in done_blocks:
+            for episode in block["episodes"]:
+                for name, values in episode.items():
+                    rows[name].extend(values)
+                starts.append(len(rows["plan"]))
+            kept += block["kept"]
+            missions += block["missions"]
+            failed += block["failed"]
+            if log is not None:
+                log(progress(env_id, len(kept) + len(failed), episodes, start))
     if not kept:
         raise BadInput(
             f"the {expert} expert failed every one of {episodes} episodes of {env_id}; "
@@ -231,6 +253,38 @@ class Demonstration:
         """Whether it joins the demonstrations: a success, or a reach-the-goal episode cut by
         the step limit (its labels are still the shortest plans). Where the bot failed, no."""
         return bool(self.rows["plan"]) and (self.success or not self.gave_up)
+
+
+BLOCK = 100  # episodes one process demonstrates at a time
+
+
+def demonstrate_block(env_id: str, expert: Expert, noise: float, env_seeds) -> dict:
+    """The episodes of ``env_seeds`` the expert succeeds in (their rows), their seeds and
+    missions, and the seeds of those it fails (see ``generate``)."""
+    env = make_env(env_id)
+    teacher_in = teachers(expert, env_id)
+    block = {"episodes": [], "kept": [], "missions": [], "failed": []}
+    for env_seed in env_seeds:
+        obs, _ = env.reset(seed=int(env_seed))
+        rng = np.random.default_rng(int(env_seed))
+        episode = demonstrate(env, obs, teacher_in(env), rng, noise)
+        if not episode.kept:
+            block["failed"].append(int(env_seed))
+            continue
+        block["episodes"].append(episode.rows)
+        block["kept"].append(int(env_seed))
+        block["missions"].append(mission_of(env_id, env.unwrapped.mission))
+    env.close()
+    return block
+
+
+def progress(env_id: str, done: int, episodes: int, start: float) -> str:
+    elapsed = time.monotonic() - start
+    left = elapsed / done * (episodes - done) if done else 0.0
+    return (
+        f"demonstrations of {env_id}: {done}/{episodes} episodes, "
+        f"{elapsed / 60:.1f} min so far, about {left / 60:.1f} min left"
+    )
 
 
 def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> Demonstration:
@@ -384,10 +438,11 @@ def cached(
     noise: float = 0.0,
     log=None,
     expert: Expert = "auto",
+    jobs: int = 1,
 ) -> tuple[Demos, dict, Path]:
     """The demonstrations for (env_id, episodes, seed, noise, expert), read from `cache_dir`
-    when a valid file is there, else generated and saved there (replacing a corrupt or stale
-    file)."""
+    when a valid file is there, else generated (by ``jobs`` processes) and saved there
+    (replacing a corrupt or stale file)."""
     check_env_id(env_id)
     expert = expert_for(env_id, expert)
     env_seeds = episode_seeds("training", seed, episodes)
@@ -401,16 +456,17 @@ def cached(
                 return demos, meta, path
     if log is not None:
         log(f"building {episodes} {expert} expert demonstrations of {env_id} in {path}")
-    demos, meta = generate(env_id, episodes, seed, noise, expert)
+    demos, meta = generate(env_id, episodes, seed, noise, expert, jobs, log)
     save(demos, meta, path)
     return demos, meta, path
 
 
-def for_data(data, cache_dir: Path = DATA_CACHE, log=None) -> Demos:
+def for_data(data, cache_dir: Path = DATA_CACHE, log=None, jobs: int = 1) -> Demos:
     """The cached demonstrations a configuration's data section names (env, episodes, seed,
-    noise); ``log`` hears of it when they have to be built first."""
+    noise, expert); ``log`` hears of it, and of their progress, when ``jobs`` processes have
+    to build them first."""
     demos, _, _ = cached(
-        data.env, data.episodes, data.seed, cache_dir, data.noise, log, data.expert
+        data.env, data.episodes, data.seed, cache_dir, data.noise, log, data.expert, jobs
     )
     return demos
 

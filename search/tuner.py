@@ -102,7 +102,8 @@ def run(
             cluster.check_shared(results_dir)
         settings = record.settings
         base = base_config(settings)
-        demos = for_data(base.data)
+        # Built before any trial starts: on every core of this machine, saying how far it is.
+        demos = for_data(base.data, log=print, jobs=os.cpu_count() or 1)
         resources = cluster.resources()
         placement = plan(resources, cpus_per_trial, gpus_per_trial, max_concurrent, mps)
         base = placed(base, placement)

@@ -68,6 +68,14 @@ def tiny_config():
     return tiny()
 
 
+def pytest_collection_modifyitems(items):
+    """With pytest-xdist (`make test`: -n 2 --dist loadgroup) the slow tests run one after
+    another on one worker: they start Ray searches that each want both cores."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("slow"))
+
+
 @pytest.fixture(autouse=True)
 def fast_tier_stays_fast(request, monkeypatch):
     """The fast tier (``make test-fast``: tests not marked slow) starts no Ray and no

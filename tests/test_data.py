@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import data.demos as demos_module
 from conftest import ROOT
 from data.demos import FORMAT_VERSION, Demos, cached, generate, load, save
 from data.envs import EPISODE_SETS, check_env_id, episode_seeds, layouts, make_env
@@ -155,6 +156,20 @@ def test_same_arguments_give_byte_identical_files(tmp_path):
         save(*generate(ENV_ID, 3, seed=1), tmp_path / name)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+
+
+@pytest.mark.slow  # processes of its own
+@pytest.mark.parametrize("env_id", ["MiniGrid-DoorKey-5x5-v0", "BabyAI-GoToLocal-v0"])
+def test_demonstrations_built_side_by_side_are_the_one_process_build_byte_for_byte(
+    env_id, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(demos_module, "BLOCK", 4)  # 10 episodes: 3 blocks on 2 processes
+    said = []
+    save(*generate(env_id, 10, seed=2, noise=0.3), tmp_path / "one.npz")
+    save(*generate(env_id, 10, seed=2, noise=0.3, jobs=2, log=said.append), tmp_path / "two.npz")
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    assert (tmp_path / "one.json").read_text() == (tmp_path / "two.json").read_text()
+    assert len(said) == 3 and said[-1].startswith(f"demonstrations of {env_id}: 10/10 episodes")
 
 
 def test_load_round_trips(generated, tmp_path):
