@@ -181,8 +181,7 @@ def generate(
     back in order, so the demonstrations are the same, byte for byte, as one process's.
     ``log`` hears how far it is after each block, with an estimate of the time left.
     """
-    if not 0.0 <= noise < 1.0:
-        raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
+    check_noise(noise)
     expert = expert_for(env_id, expert)
     check_env_id(env_id)
     env_seeds = episode_seeds("training", seed, episodes)
@@ -253,6 +252,11 @@ class Demonstration:
         """Whether it joins the demonstrations: a success, or a reach-the-goal episode cut by
         the step limit (its labels are still the shortest plans). Where the bot failed, no."""
         return bool(self.rows["plan"]) and (self.success or not self.gave_up)
+
+
+def check_noise(noise: float) -> None:
+    if not 0.0 <= noise < 1.0:
+        raise BadInput(f"noise must be in [0, 1), got {noise}; pass e.g. 0.2")
 
 
 BLOCK = 100  # episodes one process demonstrates at a time
@@ -444,6 +448,7 @@ def cached(
     when a valid file is there, else generated (by ``jobs`` processes) and saved there
     (replacing a corrupt or stale file)."""
     check_env_id(env_id)
+    check_noise(noise)
     expert = expert_for(env_id, expert)
     env_seeds = episode_seeds("training", seed, episodes)
     path = Path(cache_dir) / f"{CacheName(env_id, episodes, seed, noise, expert)}.npz"

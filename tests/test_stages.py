@@ -50,7 +50,7 @@ class FakeRay:
         self.batches, self.fitted = list(batches), []
         monkeypatch.setattr(tuner, "fit", self.fit)
         monkeypatch.setattr(tuner, "trainable_for", lambda *args, **kwargs: None)
-        monkeypatch.setattr(tuner, "for_data", lambda data: None)
+        monkeypatch.setattr(tuner, "for_data", lambda data, **kwargs: None)
         monkeypatch.setattr(tuner.cluster, "session", self.session)
         monkeypatch.setattr(tuner.cluster, "resources", lambda: {"CPU": 2.0})
 
