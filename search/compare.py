@@ -66,8 +66,13 @@ def from_search(folder: Path) -> list[Compared]:
             f"{folder} has no finalists retrained yet (a search with --finalists 0, or one not "
             "finished): compare searches whose finalists ran"
         )
-    experiment = folder / outcome.record.chosen.folder
-    runs = read_trials(experiment, outcome.record.settings.max_iters)
+    max_iters = outcome.record.settings.max_iters
+    runs = [
+        run
+        for name in outcome.record.chosen.experiments()
+        if (folder / name).is_dir()
+        for run in read_trials(folder / name, max_iters)
+    ]
     rows = []
     for finalist in outcome.retrained:
         mine = [r for r in runs if r.params.get("finalist") == finalist.name and r.history]

@@ -42,10 +42,9 @@ def export(folder: Path) -> Outcome:
         exported = best_config(best, settings, base, folder)
         write_atomically(folder / "best_config.yaml", exported.encode())
     plots = plot_search(folder / "plots", trials, settings, retrained)
-    seeds = record.chosen.seeds if record.chosen else []
     summary = summary_md(outcome, plots)
     summary = summary.replace(
-        f"## Top {TOP}", finalists_md(retrained, seeds, settings) + f"## Top {TOP}"
+        f"## Top {TOP}", finalists_md(retrained, record.chosen, settings) + f"## Top {TOP}"
     )
     write_atomically(folder / "summary.md", summary.encode())
     return outcome
@@ -152,25 +151,31 @@ def interval(finalist: Finalist, metric: str) -> dict:
 SHOWN = ("test/return", "test/success", "test/len_ratio")  # the ranking metric first
 
 
-def finalists_md(retrained: list[Finalist], seeds: list[int], settings: Settings) -> str:
+def finalists_md(retrained: list[Finalist], chosen, settings: Settings) -> str:
     """The finalists' table: test figures over seeds with 95% intervals, the search's own
-    figure and the gap; then whether the winner beats the incumbent."""
+    figure and the gap; then the verdict of the winner against the incumbent."""
     if not retrained:
         return ""
+    raced = (
+        f" The race added {len(chosen.races)} round(s) of one seed to the finalists still "
+        "undecided against the incumbent."
+        if chosen.races
+        else ""
+    )
     lines = [
         "## Finalists",
         "",
-        f"Each retrained from scratch on seeds {seeds} and rolled out on "
-        f"{settings.test_episodes} test episodes a seed (never used to choose). Mean ± 95% "
-        "interval over seeds; `search eval/return` is what its trial scored on the selection "
-        "episodes in the search, and `gap` is test/return minus that.",
+        f"Each retrained from scratch on seeds {chosen.seeds} and rolled out on "
+        f"{settings.test_episodes} test episodes a seed (never used to choose).{raced} Mean ± "
+        "95% interval over seeds; `search eval/return` is what its trial scored on the "
+        "selection episodes in the search, and `gap` is test/return minus that.",
         "",
         f"| finalist | seeds | {' | '.join(SHOWN)} | unseen layouts | search eval/return | gap "
         "| values |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in retrained:
-        cells = [f.name, f"{len(f.runs)}/{len(seeds)}"]
+        cells = [f.name, f"{len(f.runs)}/{len(chosen.seeds_of(f.name))}"]
         cells += [pm(*f.interval(m)) for m in SHOWN]
         unseen = f.interval("test/unseen_episodes")[0]
         cells += [f"{unseen:.0f} of {settings.test_episodes}" if math.isfinite(unseen) else ""]

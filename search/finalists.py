@@ -21,7 +21,7 @@ from pathlib import Path
 from core import config as cfg
 from core.metrics import TEST
 from core.statistics import Comparison, mean_interval, paired_comparison
-from search.record import FINALISTS, SearchRecord
+from search.record import FINALISTS, Chosen, SearchRecord
 from search.results import Trial, read_trials
 from search.settings import Settings
 
@@ -54,7 +54,7 @@ def seeds_of(settings: Settings) -> list[int]:
 
 
 def experiment_of(folder: Path, record: SearchRecord) -> Path:
-    """Where the finalists the record names run."""
+    """Where the finalists the record names run (their first round)."""
     return folder / (record.chosen.folder if record.chosen else FINALISTS)
 
 
@@ -80,9 +80,13 @@ def read(folder: Path, record: SearchRecord, trials: list[Trial]) -> list[Finali
     return first (finalists with no finished run last)."""
     if record.chosen is None:
         return []
-    experiment = experiment_of(folder, record)
     max_iters = record.settings.max_iters
-    runs = read_trials(experiment, max_iters) if experiment.is_dir() else []
+    runs = [
+        run
+        for name in record.chosen.experiments()
+        if (folder / name).is_dir()
+        for run in read_trials(folder / name, max_iters)
+    ]
     base = record.base_config
     retrained = []
     for name, values in record.chosen.configs.items():
@@ -128,3 +132,30 @@ def beats(winner: Finalist, incumbent: Finalist, metric: str = "test/return") ->
     better beyond both 95% intervals over seeds (they do not overlap)."""
     (w, w_half), (i, i_half) = winner.interval(metric), incumbent.interval(metric)
     return all(map(math.isfinite, (w, w_half, i, i_half))) and w - w_half > i + i_half
+
+
+def race(retrained: list[Finalist], chosen: Chosen, most: int) -> dict[str, list[int]] | None:
+    """The next round of the race (SMAC's intensifier): one more seed for the winner and the
+    incumbent, and for each other finalist whose mean is within the winner's interval, while
+    the winner's paired verdict against the incumbent is undecided and they have fewer than
+    ``most`` seeds; None when it is decided or the budget is spent."""
+    winner = retrained[0]
+    incumbent = next(f for f in retrained if f.name == INCUMBENT)
+    if winner is incumbent:
+        return None
+    verdict = compared(winner, incumbent)
+    if verdict is not None and verdict.verdict != "undecided":
+        return None
+    seeds = chosen.seeds_of(winner.name)
+    if len(seeds) >= most:
+        return None
+    # Within the winner's interval: its mean less the lower half of the paired interval.
+    mean = winner.interval("test/return")[0]
+    close = mean - (verdict.difference - verdict.low) if verdict else -math.inf
+    racing = [winner.name, INCUMBENT] + [
+        f.name
+        for f in retrained
+        if f not in (winner, incumbent) and f.interval("test/return")[0] >= close
+    ]
+    following = max(s for name in racing for s in chosen.seeds_of(name)) + 1
+    return {name: [following] for name in racing}

@@ -47,11 +47,11 @@ def read_outcome(folder: Path) -> Outcome:
     ended = all(t.status != "unfinished" for t in trials)
     searched = ended and (len(trials) >= settings.num_samples or record.budget_spent)
     retrained = finalists.read(folder, record, trials)
-    seeds = record.chosen.seeds if record.chosen else []
+    chosen = record.chosen
     finished = searched and (
         not settings.finalists
         or bool(retrained)
-        and all(len(f.runs) == len(seeds) for f in retrained)
+        and all(len(f.runs) == len(chosen.seeds_of(f.name)) for f in retrained)
     )
     ranked = rank(trials, settings.metric)
     return Outcome(folder, record, trials, ranked, retrained, searched, finished)

@@ -36,12 +36,22 @@ Stage = Literal["trials", "finalists", "done"]
 
 @dataclass(frozen=True)
 class Chosen:
-    """The finalists a search chose when its trials ended, and the training seeds each is
-    retrained on."""
+    """The finalists a search chose when its trials ended, the training seeds each is
+    retrained on, and the rounds of its race: the seeds added, round by round, to the
+    finalists whose verdict was still undecided (each round its own Ray experiment)."""
 
     configs: dict[str, dict]  # name -> the values laid over the base (the incumbent: none)
     seeds: list[int]
     folder: str = FINALISTS  # their Ray experiment (finalists-K after the K-th extension)
+    races: list[dict[str, list[int]]] = field(default_factory=list)  # name -> seeds added
+
+    def seeds_of(self, name: str) -> list[int]:
+        """Every seed the finalist ``name`` is to be retrained on, its race's included."""
+        return [*self.seeds, *(s for race in self.races for s in race.get(name, []))]
+
+    def experiments(self) -> list[str]:
+        """The finalists' Ray experiments: the first round's, then each race round's."""
+        return [self.folder, *(f"{self.folder}-race{k}" for k in range(1, len(self.races) + 1))]
 
 
 @dataclass(frozen=True)

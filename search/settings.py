@@ -78,6 +78,13 @@ class Settings:
         NON_NEGATIVE,
     )
     finalist_seeds: int = setting(3, "fresh training seeds per finalist", AT_LEAST_ONE)
+    race_seeds: int = setting(
+        0,
+        "race: while the winner's paired verdict against the incumbent is undecided, add one "
+        "seed at a time to both (and to finalists within the winner's interval) up to this "
+        "many seeds each; 0: no race",
+        NON_NEGATIVE,
+    )
     test_episodes: int = setting(300, "test episodes each finalist seed is judged on", AT_LEAST_ONE)
     storage: str = setting(
         "",

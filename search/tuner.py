@@ -295,41 +295,57 @@ def choose_finalists(outcome: Outcome, base: cfg.Config, extension: int) -> Chos
 
 
 def run_finalists(search: Run, record: SearchRecord) -> SearchRecord:
-    """The finalists' runs: a second Ray experiment in the search folder, each finalist on
-    each of its seeds; the search is done when every run has ended."""
-    settings, chosen = record.settings, record.chosen
+    """The finalists' runs: a Ray experiment in the search folder, each finalist on each of
+    its seeds; then, while the winner's verdict against the incumbent is undecided and the
+    race's budget allows (``--race-seeds``), a round more with one seed more for the finalists
+    still racing, each round an experiment of its own. Done when the last round has ended."""
+    settings = record.settings
     base = finalists.finalist_base(record.base_config, settings)
-
-    def tune_config() -> dict:
-        return {
-            "param_space": {
-                "finalist": tune.grid_search(list(chosen.configs)),
-                "train.seed": tune.grid_search(chosen.seeds),
-            },
-            "tune_config": tune.TuneConfig(
-                max_concurrent_trials=search.placement.max_concurrent,
-                reuse_actors=True,
-                trial_name_creator=run_name,
-                trial_dirname_creator=run_name,
+    while True:
+        chosen = record.chosen
+        round_ = len(chosen.races)
+        runs = {name: chosen.seeds for name in chosen.configs} if not round_ else chosen.races[-1]
+        search.grids["finalist_results"] = fit(
+            search.folder / chosen.experiments()[-1],
+            trainable_for(base, search.demos, search.placement, finalists=chosen.configs),
+            lambda runs=runs: finalist_tune_config(runs, search.placement),
+            settings.max_failures,
+            callbacks(settings, search.folder),
+            search.progress(
+                "finalists" if not round_ else f"race round {round_}",
+                sum(len(seeds) for seeds in runs.values()),
+                settings.max_iters,
+                "test/return",
+                "max",
             ),
-        }
+        )
+        outcome = read_outcome(search.folder)
+        if not outcome.finished:
+            return record
+        following = finalists.race(outcome.retrained, chosen, settings.race_seeds)
+        if following is None:
+            return dataclasses.replace(record, stage="done")
+        print(f"\nundecided: race round {round_ + 1} adds seed(s) {following}")
+        raced = dataclasses.replace(chosen, races=[*chosen.races, following])
+        record = search.clock.write(dataclasses.replace(record, chosen=raced))
 
-    search.grids["finalist_results"] = fit(
-        finalists.experiment_of(search.folder, record),
-        trainable_for(base, search.demos, search.placement, finalists=chosen.configs),
-        tune_config,
-        settings.max_failures,
-        callbacks(settings, search.folder),
-        search.progress(
-            "finalists",
-            len(chosen.configs) * len(chosen.seeds),
-            settings.max_iters,
-            "test/return",
-            "max",
+
+def finalist_tune_config(runs: dict[str, list[int]], placement: Placement) -> dict:
+    """The finalists' runs of one round as a grid: each finalist on each of the round's seeds
+    (a round gives all its finalists the same seeds)."""
+    seeds = sorted({seed for round_seeds in runs.values() for seed in round_seeds})
+    return {
+        "param_space": {
+            "finalist": tune.grid_search(list(runs)),
+            "train.seed": tune.grid_search(seeds),
+        },
+        "tune_config": tune.TuneConfig(
+            max_concurrent_trials=placement.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=run_name,
+            trial_dirname_creator=run_name,
         ),
-    )
-    finished = read_outcome(search.folder).finished
-    return dataclasses.replace(record, stage="done") if finished else record
+    }
 
 
 STAGES = {"trials": run_trials, "finalists": run_finalists}

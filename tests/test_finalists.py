@@ -16,6 +16,7 @@ from data.demos import for_data
 from data.envs import episode_seeds, layouts
 from search.export import compute_line, finalists_md
 from search.finalists import INCUMBENT, Finalist, beats, choose, search_figure
+from search.record import Chosen
 from search.results import Trial
 from search.settings import Settings
 
@@ -151,7 +152,7 @@ def test_the_finalists_table_puts_each_figure_under_its_own_name():
         for seed in (1, 2)
     }
     retrained = [Finalist("trial_a", {}, 0.95, runs), finalist(INCUMBENT, [0.5, 0.6])]
-    table = finalists_md(retrained, [1, 2], Settings())
+    table = finalists_md(retrained, Chosen({"trial_a": {}, INCUMBENT: {}}, [1, 2]), Settings())
     header, _, row, _ = [line for line in table.splitlines() if line.startswith("|")]
     cells = dict(zip(header.split("|"), row.split("|"), strict=True))
     assert cells[" test/return "].startswith(" 0.900 ±")

@@ -16,7 +16,7 @@ from search import tuner
 from search.export import export
 from search.outcome import read_outcome
 from search.record import Chosen, SearchRecord, read_record, write_record
-from search.settings import base_config
+from search.settings import Settings, base_config
 
 FINISHED = [trial(1, [0.1, 0.3, 0.5]), trial(2, [0.2, 0.4, 0.6]), trial(3, [0.0]), trial(4, [0.1])]
 
@@ -220,3 +220,66 @@ def test_a_spent_time_budget_ends_the_trials_and_the_finalists_still_run(tmp_pat
     assert outcome.finished and len(outcome.trials) == 2
     summary = (tmp_path / "s" / "summary.md").read_text()
     assert "The time budget (0.001 s) ended the trials after 2 of 4." in summary
+
+
+def raced(rates: dict[str, float]):
+    """Stands in for a finalists' round (the first, or a race's): each finalist of the round
+    on each of its seeds, its test episodes succeeding at its ``rates``."""
+
+    def runs(experiment):
+        chosen = read_record(experiment.parent).chosen
+        index = chosen.experiments().index(experiment.name)
+        names = chosen.configs if index == 0 else chosen.races[index - 1]
+        seeds = {name: chosen.seeds if index == 0 else names[name] for name in names}
+        episodes = {
+            name: {
+                s: [0.9 * (i % 100 < 100 * rates[name]) for i in range(100)] for s in seeds[name]
+            }
+            for name in names
+        }
+        made = []
+        for name in names:
+            made += finalist_runs({name: {}}, seeds[name], {name: rates[name]}, episodes)
+        return made
+
+    return runs
+
+
+RACE = {**dataclasses.asdict(SETTINGS), "finalists": 1, "finalist_seeds": 2, "race_seeds": 4}
+
+
+def test_an_undecided_verdict_races_more_seeds_until_the_budget(tmp_path, monkeypatch):
+    """A winner barely better than the incumbent (one test episode in a hundred): undecided on
+    2 seeds, so one seed more each round until each has 4, where the paired verdict tells."""
+    rates = {"incumbent": 0.5, "trial_00000002": 0.51}
+    ray = FakeRay(monkeypatch, [FINISHED, raced(rates), raced(rates), raced(rates)])
+    outcome, _ = tuner.run(Settings(**RACE), tmp_path, "s")
+    assert ray.fitted == ["s", "finalists", "finalists-race1", "finalists-race2"]
+    chosen = read_record(tmp_path / "s").chosen
+    assert (
+        chosen.races
+        == [{"trial_00000002": [3], "incumbent": [3]}] * 1
+        + [{"trial_00000002": [4], "incumbent": [4]}]
+        or [set(r) for r in chosen.races] == [{"trial_00000002", "incumbent"}] * 2
+    )
+    assert all(len(f.runs) == 4 for f in outcome.retrained) and outcome.finished
+    summary = (tmp_path / "s" / "summary.md").read_text()
+    assert "Verdict: better" in summary and "paired on 4 seeds" in summary
+    assert "| trial_00000002 | 4/4 |" in summary and "The race added 2 round(s)" in summary
+
+
+def test_a_decided_verdict_ends_the_race_at_once(tmp_path, monkeypatch):
+    ray = FakeRay(monkeypatch, [FINISHED, raced({"incumbent": 0.3, "trial_00000002": 0.9})])
+    outcome, _ = tuner.run(Settings(**RACE), tmp_path, "s")
+    assert ray.fitted == ["s", "finalists"] and read_record(tmp_path / "s").chosen.races == []
+    assert "Verdict: better" in (tmp_path / "s" / "summary.md").read_text()
+
+
+def test_a_race_interrupted_resumes_at_its_round(tmp_path, monkeypatch):
+    rates = {"incumbent": 0.5, "trial_00000002": 0.51}
+    FakeRay(monkeypatch, [FINISHED, raced(rates), []])  # the first race round: nothing ran
+    tuner.run(Settings(**RACE), tmp_path, "s")
+    assert read_record(tmp_path / "s").stage == "finalists"
+    ray = FakeRay(monkeypatch, [raced(rates), raced(rates)])
+    outcome, _ = tuner.run(None, tmp_path, "s", resume=True)
+    assert ray.fitted == ["finalists-race1", "finalists-race2"] and outcome.finished
