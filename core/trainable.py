@@ -73,9 +73,11 @@ def train(config: Config, demos: Demos, base: Config, cache: str) -> None:
     while trainer.iteration < config.train.iters:
         inject_faults(trainer, tune.get_context().get_trial_id())
         metrics = trainer.train_iteration()
-        save_tested(tune.get_context().get_trial_dir(), trainer.tested)
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(Path(folder) / CHECKPOINT, trainer.state_dict())
+            # With the checkpoint, which Ray keeps in the trial's folder (files written in
+            # the trial's working folder need not reach it).
+            save_tested(folder, trainer.tested)
             headline = {k: metrics[k] for k in HEADLINE if k in metrics}
             tune.report(
                 {TIME: trainer.iteration, **headline, **metrics, "node_id": node_id},

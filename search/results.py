@@ -66,10 +66,13 @@ class Trial:
         return str(self.history[-1].get("node_id", "")) if self.history else ""
 
     def tested(self, figure: str = "return") -> list[float] | None:
-        """Each test episode's ``figure``, in order (core/evaluate.py TESTED), or None where
-        the run kept none (it has not ended, or an earlier version ran it)."""
+        """Each test episode's ``figure``, in order (core/evaluate.py TESTED, beside the last
+        checkpoint), or None where the run kept none (it has not ended, or an earlier version
+        ran it)."""
+        if self.checkpoint is None:
+            return None
         try:
-            episodes = json.loads((self.folder / TESTED).read_text())["episodes"]
+            episodes = json.loads((self.checkpoint.parent / TESTED).read_text())["episodes"]
             return [float(episode[figure]) for episode in episodes]
         except (OSError, ValueError, KeyError, TypeError):
             return None

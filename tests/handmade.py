@@ -59,10 +59,14 @@ def write_experiment(experiment: Path, runs: list[RayRun]) -> None:
         folder.mkdir(exist_ok=True)
         (folder / "params.json").write_text(json.dumps(run.params))
         history = run.history
-        (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in history))
-        if run.tested is not None:
+        if run.tested is not None:  # with the last checkpoint, as core/trainable.py keeps them
+            checkpoint = folder / "checkpoint_000000"
+            checkpoint.mkdir()
+            (checkpoint / "checkpoint.pt").write_bytes(b"weights")
+            history[-1]["checkpoint_dir_name"] = checkpoint.name
             episodes = [{"return": float(r), "success": bool(r > 0)} for r in run.tested]
-            (folder / TESTED).write_text(json.dumps({"episodes": episodes}))
+            (checkpoint / TESTED).write_text(json.dumps({"episodes": episodes}))
+        (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in history))
         trial = {
             "trial_id": run.name.removeprefix("trial_"),
             "status": run.status,

@@ -98,9 +98,10 @@ def test_finalists_are_retrained_on_test_episodes_and_exported(smoke):
     assert "finalists on test episodes" in result.stdout
     verdicts = ("Verdict: better", "Verdict: worse", "Verdict: undecided", "The incumbent (the")
     assert any(v in result.stdout for v in verdicts), result.stdout[-1500:]
-    for run in runs:  # each test episode's figures, for the paired verdict
-        tested = json.loads((folder / "finalists" / run / "test_episodes.json").read_text())
-        assert len(tested["episodes"]) == 20
+    for run in runs:  # each test episode's figures, for the paired verdict, with the checkpoint
+        (tested,) = (folder / "finalists" / run).glob("checkpoint_*/test_episodes.json")
+        assert len(json.loads(tested.read_text())["episodes"]) == 20
+    assert "Verdict: " in result.stdout or "The incumbent (the preset) is" in result.stdout
     with Image.open(folder / "plots" / "finalists.png") as image:
         assert image.size[0] > 200
 
