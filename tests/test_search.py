@@ -34,7 +34,7 @@ from search.upstream import experiment_snapshot
 pytestmark = pytest.mark.slow  # real searches: Ray and subprocesses
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once, however pytest-xdist interleaves other files' tests
 def smoke(tmp_path_factory):
     """The one search that runs straight through, its study in an SQLite database."""
     cwd = tmp_path_factory.mktemp("smoke")

@@ -77,7 +77,7 @@ class Wanderer:
 def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
     """DAgger's labels reuse the rest of a plan the policy followed; they are exactly the
     labels a fresh look ahead from every state gives."""
-    env_id = "MiniGrid-KeyCorridorS3R1-v0"
+    env_id = "BabyAI-GoToRedBallGrey-v0"
     reused: list = []
     play_episodes(Wanderer(env_id, 0), env_id, range(4), visits=reused)
 
