@@ -65,7 +65,13 @@ def build_parser() -> Parser:
     commands.add_parser(
         "envs", help="list the supported MiniGrid and BabyAI environments, by family"
     )
+    for add in (add_search, add_compare, add_export, add_data, add_train, add_evaluate):
+        add(commands)
+    return parser
 
+
+def add_search(commands) -> None:
+    """The search's flags: one a setting (search/settings.py), then where it runs."""
     search = commands.add_parser(
         "search",
         help="hyperparameter search (the default subcommand)",
@@ -89,6 +95,9 @@ def build_parser() -> Parser:
         help="Ray Tune's own status tables and trial boxes instead of one line a trial",
     )
 
+
+def add_compare(commands) -> None:
+    """`compare`: runs side by side."""
     compare = commands.add_parser(
         "compare",
         help="one table and one plot of several searches' finalists and train runs",
@@ -100,9 +109,15 @@ def build_parser() -> Parser:
         "--out", type=Path, default=RESULTS / "compare", help="where compare.md and .png go"
     )
 
+
+def add_export(commands) -> None:
+    """`export`: the exports of a search folder."""
     export = commands.add_parser("export", help="(re)write the exports of a search folder")
     export.add_argument("folder", type=Path, help="results/NAME of a search, finished or not")
 
+
+def add_data(commands) -> None:
+    """`data`: expert demonstrations, with the presets' defaults."""
     data = commands.add_parser(
         "data",
         help="generate expert demonstrations",
@@ -137,6 +152,9 @@ def build_parser() -> Parser:
         "the file is the same byte for byte",
     )
 
+
+def add_train(commands) -> None:
+    """`train`: a policy from scratch, from a preset or a configuration file."""
     train = commands.add_parser(
         "train",
         help="train a policy from scratch",
@@ -178,6 +196,9 @@ def build_parser() -> Parser:
         help="override any key, e.g. --set model.hidden=64 --set train.lr=3e-4",
     )
 
+
+def add_evaluate(commands) -> None:
+    """`evaluate`: a checkpoint rolled out on test episodes."""
     evaluate = commands.add_parser("evaluate", help="roll a checkpoint out in the environment")
     evaluate.add_argument("checkpoint", type=Path)
     evaluate.add_argument("--episodes", type=positive_int, default=300, help="test episodes")
@@ -194,7 +215,6 @@ def build_parser() -> Parser:
         help="plan differently from the trained configuration: diffusion.sampler, "
         "sampling_steps, temperature or exec_steps, e.g. --set diffusion.temperature=0.5",
     )
-    return parser
 
 
 def run_search(args) -> None:
