@@ -179,7 +179,8 @@ def generate(
 
     ``jobs`` processes demonstrate blocks of BLOCK episodes side by side; the blocks are put
     back in order, so the demonstrations are the same, byte for byte, as one process's.
-    ``log`` hears how far it is after each block, with an estimate of the time left.
+    ``log`` hears how far it is, with an estimate of the time left, every PROGRESS_EVERY
+    seconds and at the end.
     """
     check_noise(noise)
     expert = expert_for(env_id, expert)
@@ -189,7 +190,7 @@ def generate(
     work = functools.partial(demonstrate_block, env_id, expert, noise)
     rows = {name: [] for name in ("image", "direction", "position", "plan", "executed")}
     starts, kept, missions, failed = [0], [], [], []
-    start = time.monotonic()
+    start = last_said = time.monotonic()
     with contextlib.ExitStack() as stack:
         if jobs > 1 and len(blocks) > 1:
             # Spawned, not forked: the caller may hold torch's threads.
@@ -206,8 +207,10 @@ def generate(
             kept += block["kept"]
             missions += block["missions"]
             failed += block["failed"]
-            if log is not None:
-                log(progress(env_id, len(kept) + len(failed), episodes, start))
+            done, now = len(kept) + len(failed), time.monotonic()
+            if log is not None and (now - last_said >= PROGRESS_EVERY or done == episodes):
+                log(progress(env_id, done, episodes, start))
+                last_said = now
     if not kept:
         raise BadInput(
             f"the {expert} expert failed every one of {episodes} episodes of {env_id}; "
@@ -260,6 +263,7 @@ def check_noise(noise: float) -> None:
 
 
 BLOCK = 100  # episodes one process demonstrates at a time
+PROGRESS_EVERY = 10.0  # seconds between two lines of progress: a quick build says one
 
 
 def demonstrate_block(env_id: str, expert: Expert, noise: float, env_seeds) -> dict:

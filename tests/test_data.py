@@ -164,12 +164,20 @@ def test_demonstrations_built_side_by_side_are_the_one_process_build_byte_for_by
     env_id, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(demos_module, "BLOCK", 4)  # 10 episodes: 3 blocks on 2 processes
+    monkeypatch.setattr(demos_module, "PROGRESS_EVERY", 0.0)  # a line after every block
     said = []
     save(*generate(env_id, 10, seed=2, noise=0.3), tmp_path / "one.npz")
     save(*generate(env_id, 10, seed=2, noise=0.3, jobs=2, log=said.append), tmp_path / "two.npz")
     assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
     assert (tmp_path / "one.json").read_text() == (tmp_path / "two.json").read_text()
     assert len(said) == 3 and said[-1].startswith(f"demonstrations of {env_id}: 10/10 episodes")
+
+
+def test_a_quick_build_says_one_line_of_progress(monkeypatch):
+    monkeypatch.setattr(demos_module, "BLOCK", 2)  # 5 episodes: 3 blocks, well within 10 s
+    said = []
+    generate(ENV_ID, 5, seed=2, log=said.append)
+    assert len(said) == 1 and said[0].startswith(f"demonstrations of {ENV_ID}: 5/5 episodes")
 
 
 def test_load_round_trips(generated, tmp_path):
