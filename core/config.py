@@ -146,7 +146,11 @@ class TrainConfig:
         NON_NEGATIVE,
     )
     seed: int = setting(0, "weights and batches (episodes follow data.seed)", NON_NEGATIVE)
-    threads: int = setting(0, "torch CPU threads; 0 leaves torch's default", NON_NEGATIVE)
+    threads: int = setting(
+        0,
+        "torch CPU threads; 0: the cores other processes leave free, looked at every iteration",
+        NON_NEGATIVE,
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = setting(
         "auto", "auto (cuda > mps > cpu) | cpu | cuda | mps"
     )

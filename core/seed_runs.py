@@ -25,6 +25,7 @@ from core.console import progress_line
 from core.evaluate import save_tested
 from core.metrics import TIME
 from core.statistics import mean_interval
+from core.threads import FreeCores
 from core.tracking import Track, Tracker
 from core.trainer import Trainer
 from data.demos import Demos, for_data
@@ -44,7 +45,8 @@ def train_one(
     on from the checkpoint there (the lines and events after it are dropped, so an iteration
     repeated after a crash is written once). Returns the last iteration's metrics, which
     include a rollout and, with ``train.test_episodes``, the test figures."""
-    if config.train.threads > 0:
+    free = None if config.train.threads > 0 else FreeCores()
+    if free is None:
         torch.set_num_threads(config.train.threads)
     start = time.perf_counter()
     trainer = Trainer(config, demos)
@@ -71,7 +73,9 @@ def train_one(
     ):
         metrics = trainer.metrics
         while trainer.iteration < total:
-            metrics = trainer.train_iteration()
+            if free is not None:  # the cores others leave free, after every iteration
+                torch.set_num_threads(free.threads())
+            metrics = {**trainer.train_iteration(), "perf/threads": torch.get_num_threads()}
             line = {TIME: trainer.iteration, **metrics}
             history.write(json.dumps(jsonable(line)) + "\n")
             history.flush()
@@ -111,7 +115,7 @@ def train_seeds(
     demos = demos if demos is not None else for_data(config.data, log=log, jobs=cores)
     jobs = min(jobs, seeds)
     threads = config.train.threads
-    if jobs > 1 and threads == 0:  # torch's default (every core) in each process would thrash
+    if jobs > 1 and threads == 0:  # the processes share the cores evenly from the start
         threads = max(1, (os.cpu_count() or 1) // jobs)
     runs = []
     for i in range(seeds):
