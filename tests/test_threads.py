@@ -53,7 +53,7 @@ def test_the_machine_reading_is_cpu_seconds():
 
 
 def test_train_says_how_many_threads_each_iteration_had(tmp_path):
-    config = tiny(**{"train.iters": 2, "train.threads": 0})
+    config = tiny(**{"train.iters": 1, "train.threads": 0})
     train_one(config, for_data(config.data), tmp_path, log=lambda line: None)
     lines = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert all(1 <= line["perf/threads"] <= usable_cores() for line in lines)

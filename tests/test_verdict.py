@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 from handmade import finalist_runs, trial, write_experiment, write_search
+from scipy import stats
 
 from core.statistics import iqm, paired_comparison, rank_agreement
 from search.export import export
@@ -92,3 +93,17 @@ def test_the_summary_and_best_config_carry_the_paired_verdict(searched):
     assert paired["verdict"] == "better" and paired["ci95"][0] > 0 and paired["seeds"] == 3
     assert "## Is pruning sound here?" in summary
     assert "| eval/return at iteration 1 | eval/return at the end | 2 |" in summary
+
+
+def test_the_interval_of_kendalls_tau_is_scipys_over_the_same_draws():
+    rng = np.random.default_rng(3)
+    early, final = rng.integers(0, 4, 9).astype(float), rng.normal(size=9)
+    picks = np.random.default_rng(0).integers(9, size=(500, 9))
+    taus = [
+        stats.kendalltau(early[p], final[p]).statistic
+        for p in picks
+        if len(set(early[p])) > 1 and len(set(final[p])) > 1
+    ]
+    tau, low, high = rank_agreement(list(early), list(final), draws=500, seed=0)
+    assert tau == pytest.approx(stats.kendalltau(early, final).statistic)
+    assert (low, high) == pytest.approx(tuple(np.percentile(taus, [2.5, 97.5])))
