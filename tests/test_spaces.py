@@ -32,7 +32,7 @@ def test_every_sample_is_a_valid_configuration(name, sampler):
         "tpe": lambda: optuna.samplers.TPESampler(seed=1, multivariate=True, n_startup_trials=10),
     }[sampler]
     seen_hidden, seen_heads = set(), set()
-    for params, real in samples(name, make(), 150):
+    for params, real in samples(name, make(), 80):
         config = from_flat(params, DEFAULT)  # validates: raises on a bad config
         m, d, t = config.model, config.diffusion, config.train
         assert m.hidden % m.heads == 0 and m.hidden in (32, 64, 128)
