@@ -99,19 +99,41 @@ def read(folder: Path, record: SearchRecord, trials: list[Trial]) -> list[Finali
     return sorted(retrained, key=lambda f: -mean_or(f.interval("test/return")[0]))
 
 
-def search_figure(name: str, trials: list[Trial], base: cfg.Config) -> float:
-    """The return the search saw for a finalist on the selection episodes, to set beside its
-    test return: its trial's last eval/return (the incumbent's: that of the trial with the
-    preset's own values, if the search ran one; a trial whose values were never written down
-    is not taken for it)."""
+def trial_of(name: str, trials: list[Trial], base: cfg.Config) -> Trial | None:
+    """A finalist's trial in the search (the incumbent's: the trial with the preset's own
+    values, if the search ran one; a trial whose values were never written down is not taken
+    for it)."""
     for trial in trials:
         if name == INCUMBENT:
             known = trial.history and trial.coordinates
             if known and cfg.from_flat(trial.coordinates, base) == base:
-                return trial.last("eval/return")
+                return trial
         elif name == f"trial_{trial.trial_id}":
-            return trial.last("eval/return")
-    return math.nan
+            return trial
+    return None
+
+
+def search_figure(name: str, trials: list[Trial], base: cfg.Config) -> float:
+    """The return the search saw for a finalist on the selection episodes, to set beside its
+    test return: its trial's last eval/return."""
+    trial = trial_of(name, trials, base)
+    return trial.last("eval/return") if trial else math.nan
+
+
+def costliest_first(
+    runs: dict[str, list[int]], trials: list[Trial], base: cfg.Config
+) -> dict[str, list[int]]:
+    """The finalists' runs, the costliest finalist first (its trial's time an iteration; one
+    whose trial is unknown last). Ray starts a grid's runs seed by seed, finalist by finalist
+    in this order: a slow finalist's last seed then starts two thirds of the way in and runs
+    beside the others' last seeds, instead of running alone at the end (the longest job
+    first, as in LPT scheduling)."""
+
+    def cost(name: str) -> float:
+        trial = trial_of(name, trials, base)
+        return trial.busy_s / trial.iterations if trial and trial.iterations else 0.0
+
+    return dict(sorted(runs.items(), key=lambda item: -cost(item[0])))
 
 
 def mean_or(value: float, default: float = -math.inf) -> float:

@@ -305,6 +305,9 @@ def run_finalists(search: Run, record: SearchRecord) -> SearchRecord:
         chosen = record.chosen
         round_ = len(chosen.races)
         runs = {name: chosen.seeds for name in chosen.configs} if not round_ else chosen.races[-1]
+        runs = finalists.costliest_first(
+            runs, read_outcome(search.folder).ranked, record.base_config
+        )
         search.grids["finalist_results"] = fit(
             search.folder / chosen.experiments()[-1],
             trainable_for(base, search.demos, search.placement, finalists=chosen.configs),

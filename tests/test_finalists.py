@@ -4,21 +4,32 @@ winner beats the incumbent, and what a test report says about unseen layouts."""
 import math
 
 import pytest
+from ray.tune.search.variant_generator import generate_variants
 from scipy import stats
 
 from conftest import tiny
 from core.config import DEFAULT, flat
 from core.console import describe_unseen
 from core.evaluate import on_test_episodes
+from core.metrics import TIME
 from core.statistics import mean_interval
 from core.trainer import Trainer
 from data.demos import for_data
 from data.envs import episode_seeds, layouts
 from search.export import compute_line, finalists_md
-from search.finalists import INCUMBENT, Finalist, beats, choose, search_figure
+from search.finalists import (
+    INCUMBENT,
+    Finalist,
+    beats,
+    choose,
+    costliest_first,
+    search_figure,
+)
+from search.placement import Placement
 from search.record import Chosen
 from search.results import Trial
 from search.settings import Settings
+from search.tuner import finalist_tune_config
 
 PRESET_POINT = {"model.hidden": 64, "model.heads": 4, "model.depth": 3, "train.lr": 0.002}
 
@@ -45,6 +56,28 @@ def test_the_incumbents_search_figure_is_the_preset_trials_own():
     unknown = Trial("u", folder=None, params={}, coordinates={}, history=[{"eval/return": 0.2}])
     assert search_figure(INCUMBENT, [unknown, preset], DEFAULT) == 0.37, "no values: not it"
     assert math.isnan(search_figure(INCUMBENT, [unknown], DEFAULT))
+
+
+def test_the_costliest_finalist_runs_first():
+    def timed(trial_: Trial, seconds: float) -> Trial:  # two iterations of ``seconds`` each
+        trial_.history = [{TIME: i, "time_this_iter_s": seconds} for i in (1, 2)]
+        return trial_
+
+    trials = [
+        timed(trial("p"), 10.0),
+        timed(trial("a", **{"train.lr": 0.005}), 60.0),
+        timed(trial("b", **{"model.depth": 1}), 5.0),
+    ]
+    runs = {INCUMBENT: [1, 2], "trial_b": [1, 2], "trial_gone": [1, 2], "trial_a": [1, 2]}
+    order = list(costliest_first(runs, trials, DEFAULT))
+    assert order == ["trial_a", INCUMBENT, "trial_b", "trial_gone"]
+    # Ray starts the grid's runs in this order, finalist by finalist, seed after seed.
+    space = finalist_tune_config(dict.fromkeys(order, [1, 2]), Placement(1, 0, 2, "cpu"))
+    started = [
+        (spec["finalist"], spec["train.seed"])
+        for _, spec in generate_variants(space["param_space"])
+    ]
+    assert started == [(name, seed) for seed in (1, 2) for name in order]
 
 
 def test_only_trials_that_ran_the_full_budget_are_finalists():
