@@ -2,16 +2,22 @@
 BabyAI's levels), demonstrated by minigrid's BabyAIBot, read by the policy as word tokens;
 checked on the real environments."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from minigrid.core.world_object import Ball
+from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+from minigrid.envs.babyai.core.verifier import ObjDesc, PickupInstr
 
 from conftest import tiny, trained_looking
 from core.dit import model_for
+from core.evaluate import on_test_episodes
 from core.rollout import play_episodes
 from core.tokens import mission_words
-from data import bot
-from data.demos import generate
+from core.trainer import Trainer
+from data import bot, envs
+from data.demos import for_data, generate
 from data.envs import (
     INSTRUCTED,
     by_family,
@@ -169,3 +175,54 @@ def test_rollouts_hand_the_policy_each_episodes_mission():
     blind.config = tiny(env_id, **{"model.mission": False})
     play_episodes(blind, env_id, range(2))
     assert all(m is None for m in blind.missions), "a blind policy is handed no mission"
+
+
+class PickOne(RoomGridLevel):
+    """A room of 3x3 cells: the agent in the middle facing up, a red ball on its left and a
+    blue ball on its right; the mission names the one to pick up, and picking up the other
+    fails the episode (strict). Only the words say which: blind to them, a policy can be
+    right on one colour's missions only."""
+
+    def __init__(self, **kwargs):
+        super().__init__(num_rows=1, num_cols=1, room_size=5, **kwargs)
+
+    def gen_mission(self):
+        self.agent_pos, self.agent_dir = np.array((2, 2)), 3
+        balls = [Ball("red"), Ball("blue")]
+        self.put_obj(balls[0], 1, 2)
+        self.put_obj(balls[1], 3, 2)
+        self.instrs = PickupInstr(ObjDesc("ball", self._rand_elem(balls).color), strict=True)
+
+
+@pytest.fixture
+def pick_one():
+    env_id = "BabyAI-PickOneForTests-v0"
+    gym.register(env_id, entry_point=PickOne)
+    envs.supported_env_ids.cache_clear()
+    yield env_id
+    del gym.registry[env_id]
+    envs.supported_env_ids.cache_clear()
+
+
+@pytest.mark.slow  # two trainings of a few hundred steps
+def test_a_policy_blind_to_the_mission_fails_where_the_one_reading_it_succeeds(pick_one):
+    success = {}
+    for reads in (True, False):
+        config = tiny(
+            pick_one,
+            **{
+                "data.episodes": 40,
+                "train.iters": 2,
+                "train.steps_per_iter": 100,
+                "train.lr": 3e-3,
+                "train.dagger_every": 0,
+                "model.mission": reads,
+            },
+        )
+        trainer = Trainer(config, for_data(config.data))
+        for _ in range(config.train.iters):
+            trainer.train_iteration()
+        success[reads] = on_test_episodes(trainer.policy, 40, config.data)["test/success"]
+    assert success[True] >= 0.95
+    # Blind, a (greedy) policy makes one choice: right on about half the missions.
+    assert success[False] <= 0.75
