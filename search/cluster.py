@@ -66,6 +66,9 @@ def start(address: str | None, dashboard_host: str) -> str:
                 file=sys.stderr,
             )
         context = ray.init(
+            # Our own instance, even where a Ray cluster already runs on this machine (which
+            # ray.init would join, refusing num_cpus): --address auto joins that one.
+            address="local",
             num_cpus=os.cpu_count(),
             include_dashboard=True,
             dashboard_host=dashboard_host,

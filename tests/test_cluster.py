@@ -162,6 +162,14 @@ def test_search_joins_a_cluster_and_runs_on_both_nodes(two_nodes, tmp_path):
 
 
 @pytest.mark.slow
+def test_without_address_a_search_starts_its_own_ray_beside_a_running_cluster(two_nodes, tmp_path):
+    args = ("--name", "own", "--num-samples", 1, "--finalists", 0)
+    result = cli(*SMOKE, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(rows(tmp_path / "results" / "own")) == 1
+
+
+@pytest.mark.slow
 def test_joining_without_the_clusters_token_is_bad_input(two_nodes, tmp_path):
     address, _, _ = two_nodes
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
