@@ -22,7 +22,10 @@ from ray.tune.search.optuna import OptunaSearch
 from core.config import COORDINATES
 from core.metrics import TIEBREAK, TIME, judged
 from data.errors import BadInput
-from search.upstream import optuna_study, optuna_told, optuna_trial
+from search.upstream import optuna_knows, optuna_relink, optuna_study, optuna_told, optuna_trial
+
+# The user attribute that names a study trial's Ray trial (see relink).
+RAY_TRIAL = "ray_trial_id"
 
 
 def make_sampler(
@@ -83,9 +86,19 @@ class PruningAwareOptunaSearch(OptunaSearch):
         if not isinstance(suggested, dict):  # finished, or nothing to propose yet
             return suggested
         values = {k: v for k, v in suggested.items() if not k.startswith(COORDINATES)}
-        for key, value in values.items():
+        for key, value in {**values, RAY_TRIAL: trial_id}.items():
             optuna_trial(self, trial_id).set_user_attr(key, value)
         return values
+
+    def relink(self, trial_id: str) -> None:
+        """A trial proposed after Ray last saved the searcher's state, then resumed after a
+        kill, is unknown to the restored searcher, though the study (written as it goes)
+        has it: find it there by its Ray trial id."""
+        if optuna_knows(self, trial_id):
+            return
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get(RAY_TRIAL) == trial_id:
+                optuna_relink(self, trial_id, optuna.Trial(self.study, frozen._trial_id))
 
     def judged(self, result: dict | None) -> dict | None:
         """The result with its metric shifted by the tie-break of core/metrics.py, as ASHA
@@ -96,9 +109,11 @@ class PruningAwareOptunaSearch(OptunaSearch):
         return {**result, self.metric: judged(self.metric, value, result.get(TIEBREAK))}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.relink(trial_id)
         super().on_trial_result(trial_id, self.judged(result))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        self.relink(trial_id)
         result = self.judged(result)
         stopped_early = (
             result is not None

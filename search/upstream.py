@@ -49,6 +49,15 @@ def optuna_trial(searcher: OptunaSearch, trial_id: str) -> optuna.Trial:
     return searcher._ot_trials[trial_id]
 
 
+def optuna_relink(searcher: OptunaSearch, trial_id: str, trial: optuna.Trial) -> None:
+    """Give the searcher back the Optuna trial of a Ray trial its restored state lacks."""
+    searcher._ot_trials[trial_id] = trial
+
+
+def optuna_knows(searcher: OptunaSearch, trial_id: str) -> bool:
+    return trial_id in searcher._ot_trials
+
+
 def optuna_told(searcher: OptunaSearch) -> set[str]:
     """Ray trial ids the searcher has already told the study the end of."""
     return searcher._completed_trials

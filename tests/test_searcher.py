@@ -142,3 +142,15 @@ def test_the_studys_best_trial_is_the_searchs_when_returns_tie():
         search.on_trial_complete(trial_id, {**last, "training_iteration": MAX_T})
     best = search.study.best_trial
     assert best.number == 1 and best.value == pytest.approx(0.95, abs=1e-5)
+
+
+def test_a_trial_the_restored_searcher_lost_is_found_in_the_study():
+    """Proposed after Ray last saved the searcher's state, then resumed after a kill -9: the
+    restored searcher has no Optuna trial for it, the study (written as it goes) has."""
+    search = searcher()
+    search.suggest("a")
+    search._ot_trials.pop("a")  # what the older saved state holds
+    search.on_trial_result("a", {"eval/return": 0.1, "iteration": 1, "training_iteration": 1})
+    last = {"eval/return": 0.3, "iteration": 2, "training_iteration": 2}
+    search.on_trial_complete("a", last)
+    assert states(search) == [(TrialState.PRUNED, 0.3, {1: 0.1, 2: 0.3})]
