@@ -43,7 +43,7 @@ class Visit(NamedTuple):
 
     image: np.ndarray  # (7, 7, 3) the view
     direction: int
-    plan: list[int]  # the expert's, padded to PLAN_LENGTH
+    plan: list[int] | None  # the expert's, padded to PLAN_LENGTH (None until labelled)
     executed: int  # the action the policy took there
     episode: int  # which episode of the rollout
     step: int  # and which step of it

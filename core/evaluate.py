@@ -8,6 +8,7 @@ start from a layout no training episode had.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,20 @@ from data.envs import episode_seeds, layouts
 
 
 def rollout(
-    policy: Policy, env_id: str, episodes: int, seed: int, frames: list | None = None
+    policy: Policy,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    frames: list | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Roll the policy out on ``episodes`` selection episodes of ``seed``. If ``frames`` is a
-    list, the first episode's rendered frames are appended to it (for a GIF). Returns
-    eval/success, eval/return, eval/len_ratio (mean over successful episodes)."""
-    runs = play_episodes(policy, env_id, episode_seeds("selection", seed, episodes), frames)
+    list, the first episode's rendered frames are appended to it (for a GIF); ``log`` hears
+    how far it is while it takes long. Returns eval/success, eval/return, eval/len_ratio (mean
+    over successful episodes)."""
+    seeds = episode_seeds("selection", seed, episodes)
+    what = f"evaluation on selection episodes of {env_id}"
+    runs = play_episodes(policy, env_id, seeds, frames, log=log, what=what)
     return summary(runs, "eval")
 
 
@@ -45,14 +54,17 @@ def on_test_episodes(
     seed: int | None = None,
     frames: list | None = None,
     played: list | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Roll the policy out on ``episodes`` test episodes (of ``seed``, by default the data
     seed) of the environment its data section (``DataConfig``) names. Returns test/success,
     test/return, test/len_ratio and, against the layouts the policy trained on, how many test
     episodes start from a layout no training episode had and success on those. If ``played``
-    is a list, each episode's own figures are appended to it (``episode_figures``)."""
+    is a list, each episode's own figures are appended to it (``episode_figures``); ``log``
+    hears how far it is while it takes long."""
     block = data.seed if seed is None else seed
-    runs = play_episodes(policy, data.env, episode_seeds("test", block, episodes), frames)
+    seeds, what = episode_seeds("test", block, episodes), f"test episodes of {data.env}"
+    runs = play_episodes(policy, data.env, seeds, frames, log=log, what=what)
     seen = training_layouts(data)
     unseen = [run for run in runs if run.layout not in seen]
     if played is not None:

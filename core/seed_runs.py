@@ -66,6 +66,16 @@ def train_one(
         disable=not sys.stdout.isatty(),
         leave=False,
     )
+
+    def phase(line: str) -> None:
+        """A long phase of an iteration (relabelling, evaluation) says how far it is."""
+        if bar.disable:
+            log(f"{prefix}iter {trainer.iteration:>3}/{total}  {line}")
+        else:
+            bar.set_postfix_str(line)
+
+    trainer.log = phase
+
     with (
         SummaryWriter(str(out / "tb"), purge_step=done + 1) as writer,
         open(out / "history.jsonl", "a") as history,

@@ -24,7 +24,7 @@ MIN_WINDOW = 0.5  # seconds: /proc/stat counts in ticks of 10 ms
 class Reading(NamedTuple):
     wall: float  # seconds, monotonic
     machine: float | None  # CPU seconds the whole machine has been busy (None: unknown)
-    own: float  # CPU seconds this process has used, all its threads
+    own: float  # CPU seconds this process has used, all its threads, and its ended children
 
 
 def machine_busy() -> float | None:
@@ -42,7 +42,10 @@ def machine_busy() -> float | None:
 
 def read() -> Reading:
     times = os.times()
-    return Reading(time.monotonic(), machine_busy(), times.user + times.system)
+    # The processes it started (DAgger's labellers, data/blocks.py) are its own work, not
+    # another's: their time counts once they have ended, as they have by the next look.
+    own = times.user + times.system + times.children_user + times.children_system
+    return Reading(time.monotonic(), machine_busy(), own)
 
 
 def usable_cores() -> int:

@@ -8,12 +8,13 @@ same in every trial.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from core.chunks import Chunks, Visit
+from core.chunks import Chunks
 from core.config import Config, to_dict
 from core.device import pick_device
 from core.diffusion import corrupt, make_schedule, masked_loss, sample_t
@@ -21,14 +22,21 @@ from core.dit import model_for
 from core.evaluate import on_test_episodes, rollout
 from core.lr_schedule import make_lr_schedule
 from core.policy import Policy
-from core.rollout import play_episodes
+from core.rollout import dagger_visits
 from core.tokens import mission_words
 from data.demos import Demos
 
 
 class Trainer:
-    def __init__(self, config: Config, demos: Demos, device: torch.device | None = None):
+    def __init__(
+        self,
+        config: Config,
+        demos: Demos,
+        device: torch.device | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         self.config = config
+        self.log = log  # hears the progress of a long phase (relabelling, evaluation)
         self.device = device or pick_device(config.train.device)
         training = config.train
         torch.manual_seed(training.seed)
@@ -141,9 +149,10 @@ class Trainer:
         # The next training episodes in turn, wrapping around.
         seeds = self.train_seeds[(self.relabelled + np.arange(episodes)) % len(self.train_seeds)]
         self.relabelled = (self.relabelled + episodes) % len(self.train_seeds)
-        visits: list[Visit] = []
         data, m = self.config.data, self.config.model
-        play_episodes(self.policy, data.env, seeds, visits=visits, expert=data.expert)
+        # Labelled by as many processes as torch has threads: the cores this run is given.
+        jobs = torch.get_num_threads()
+        visits = dagger_visits(self.policy, data.env, seeds, data.expert, m.horizon, jobs, self.log)
         if visits:
             new = Chunks.from_visits(visits, m.horizon, m.history, self.device)
             self.train_set = self.train_set.extend(new)
@@ -178,12 +187,17 @@ class Trainer:
         if self.iteration % training.eval_every == 0 or self.iteration == training.iters:
             # Selection episodes picked by the data seed: every training seed and every
             # configuration on the same data is scored on the same episodes.
-            metrics.update(rollout(self.policy, data.env, training.eval_episodes, data.seed))
+            selection = rollout(
+                self.policy, data.env, training.eval_episodes, data.seed, log=self.log
+            )
+            metrics.update(selection)
         if self.iteration == training.iters and training.test_episodes:
             # The final figures, on episodes nothing was selected on; each episode's own
             # figures are kept for paired comparisons (``tested``).
             self.tested = []
-            test = on_test_episodes(self.policy, training.test_episodes, data, played=self.tested)
+            test = on_test_episodes(
+                self.policy, training.test_episodes, data, played=self.tested, log=self.log
+            )
             metrics.update(test)
         self.metrics = metrics
         return metrics

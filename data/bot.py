@@ -33,9 +33,10 @@ from minigrid.envs.babyai.core.verifier import (
 )
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
-# How far ahead the bot's plan from a state is played out: the longest plan a policy
-# predicts in any search space (``model.horizon``, core/config.py checks it). Each step off
-# the plan costs a look ahead of this many of the bot's own steps.
+# How far ahead the bot's plan from a state is played out for the demonstrations: the longest
+# plan a policy predicts in any search space (``model.horizon``, core/config.py checks it), so
+# that one file serves every horizon. DAgger's labels look as far as the policy's own horizon.
+# Each step off the plan costs a look ahead of this many of the bot's own steps.
 LOOK_AHEAD = 16
 
 # The instruction of each MiniGrid task the bot can follow, built from the task's own state
@@ -107,7 +108,10 @@ class Ahead:
     time as the real episode follows the plan, so every label looks the same distance ahead."""
 
     def __init__(self, env, bot: Bot, first: int):
-        self.env, self.bot = copy.deepcopy((env, bot))  # one copy: the bot's mission is the env
+        # One copy: the bot's mission is the env. The bare env (its step ends the episode at
+        # the step limit), which makes no views: the bot looks at the grid itself.
+        self.env, self.bot = copy.deepcopy((env.unwrapped, bot))
+        self.env.gen_obs = lambda: None
         self.plan = [first]
         self.ended = False  # the episode ends (or the bot gets stuck) after the plan's last
         self.stuck = False
@@ -127,10 +131,11 @@ class Ahead:
 
 class Following:
     """The bot as the teacher of one episode: its plan from each state the episode reaches
-    (``label``), told of every action taken there (``moved``)."""
+    (``label``, ``look_ahead`` actions of it), told of every action taken there (``moved``)."""
 
-    def __init__(self, env):
+    def __init__(self, env, look_ahead: int = LOOK_AHEAD):
         self.bot = Bot(env.unwrapped)
+        self.look_ahead = look_ahead
         self.suggested: int | None = None
         self.ahead: Ahead | None = None  # the plan from the current state, once played out
         self.stuck = False
@@ -149,7 +154,7 @@ class Following:
             return None
         if self.ahead is None:
             self.ahead = Ahead(env, self.bot, self.suggested)
-        return self.ahead.extend(LOOK_AHEAD)
+        return self.ahead.extend(self.look_ahead)
 
     def moved(self, plan, action: int, env) -> None:
         self.advise(action)

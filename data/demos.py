@@ -13,19 +13,17 @@ import functools
 import io
 import json
 import math
-import multiprocessing
 import re
-import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from minigrid.core.actions import Actions
 
+from data.blocks import Progress, in_blocks
 from data.envs import CHAINED_MISSION_WORDS, check_env_id, episode_seeds, instructed, make_env
 from data.errors import BadInput, command
 from data.files import write_atomically
@@ -190,27 +188,15 @@ def generate(
     work = functools.partial(demonstrate_block, env_id, expert, noise)
     rows = {name: [] for name in ("image", "direction", "position", "plan", "executed")}
     starts, kept, missions, failed = [0], [], [], []
-    start = last_said = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        if jobs > 1 and len(blocks) > 1:
-            # Spawned, not forked: the caller may hold torch's threads.
-            context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=context))
-            done_blocks = pool.map(work, blocks)
-        else:
-            done_blocks = map(work, blocks)
-        for block in done_blocks:
-            for episode in block["episodes"]:
-                for name, values in episode.items():
-                    rows[name].extend(values)
-                starts.append(len(rows["plan"]))
-            kept += block["kept"]
-            missions += block["missions"]
-            failed += block["failed"]
-            done, now = len(kept) + len(failed), time.monotonic()
-            if log is not None and (now - last_said >= PROGRESS_EVERY or done == episodes):
-                log(progress(env_id, done, episodes, start))
-                last_said = now
+    progress = Progress(f"demonstrations of {env_id}", episodes, log, "episodes")
+    for block in in_blocks(work, blocks, jobs, progress):
+        for episode in block["episodes"]:
+            for name, values in episode.items():
+                rows[name].extend(values)
+            starts.append(len(rows["plan"]))
+        kept += block["kept"]
+        missions += block["missions"]
+        failed += block["failed"]
     if not kept:
         raise BadInput(
             f"the {expert} expert failed every one of {episodes} episodes of {env_id}; "
@@ -263,7 +249,6 @@ def check_noise(noise: float) -> None:
 
 
 BLOCK = 100  # episodes one process demonstrates at a time
-PROGRESS_EVERY = 10.0  # seconds between two lines of progress: a quick build says one
 
 
 def demonstrate_block(env_id: str, expert: Expert, noise: float, env_seeds) -> dict:
@@ -284,15 +269,6 @@ def demonstrate_block(env_id: str, expert: Expert, noise: float, env_seeds) -> d
         block["missions"].append(mission_of(env_id, env.unwrapped.mission))
     env.close()
     return block
-
-
-def progress(env_id: str, done: int, episodes: int, start: float) -> str:
-    elapsed = time.monotonic() - start
-    left = elapsed / done * (episodes - done) if done else 0.0
-    return (
-        f"demonstrations of {env_id}: {done}/{episodes} episodes, "
-        f"{elapsed / 60:.1f} min so far, about {left / 60:.1f} min left"
-    )
 
 
 def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> Demonstration:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import data.blocks as blocks
 import data.demos as demos_module
 from conftest import ROOT
 from data.demos import FORMAT_VERSION, Demos, cached, generate, load, save
@@ -164,7 +165,7 @@ def test_demonstrations_built_side_by_side_are_the_one_process_build_byte_for_by
     env_id, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(demos_module, "BLOCK", 4)  # 10 episodes: 3 blocks on 2 processes
-    monkeypatch.setattr(demos_module, "PROGRESS_EVERY", 0.0)  # a line after every block
+    monkeypatch.setattr(blocks, "PROGRESS_EVERY", 0.0)  # a line after every block
     said = []
     save(*generate(env_id, 10, seed=2, noise=0.3), tmp_path / "one.npz")
     save(*generate(env_id, 10, seed=2, noise=0.3, jobs=2, log=said.append), tmp_path / "two.npz")

@@ -90,8 +90,8 @@ def test_demonstrations_rollouts_and_dagger_build_the_same_map():
     relabels, and those computed from a recorded episode (its views and the agent's cells)
     are one and the same."""
     recorder = Recorder()
-    visits: list = []
-    runs = play_episodes(recorder, "MiniGrid-FourRooms-v0", [5], visits=visits)
+    runs = play_episodes(recorder, "MiniGrid-FourRooms-v0", [5], record=True)
+    visits = runs[0].visits
     assert len(visits) == runs[0].length == len(recorder.squares)
     for visit, handed in zip(visits, recorder.squares, strict=True):
         np.testing.assert_array_equal(visit[6], handed)

@@ -108,9 +108,8 @@ class Recorder(Policy):
 
 def test_rollouts_hand_the_policy_the_steps_it_took():
     recorder = Recorder()
-    visits: list = []
-    runs = play_episodes(recorder, ENV_ID, [0], visits=visits)
-    taken = [visit.executed for visit in visits]
+    runs = play_episodes(recorder, ENV_ID, [0], record=True)
+    taken = [visit.executed for visit in runs[0].visits]
     assert len(taken) == runs[0].length
     views = replay(ENV_ID, 0, taken)
     step = 0

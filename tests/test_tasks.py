@@ -13,11 +13,11 @@ from minigrid.envs.babyai.core.verifier import ObjDesc, PickupInstr
 from conftest import tiny, trained_looking
 from core.dit import model_for
 from core.evaluate import on_test_episodes
-from core.rollout import play_episodes
+from core.rollout import dagger_visits, play_episodes
 from core.tokens import mission_words
 from core.trainer import Trainer
-from data import bot, envs
-from data.demos import for_data, generate
+from data import blocks, bot, envs, teachers
+from data.demos import DONE, for_data, generate
 from data.envs import (
     INSTRUCTED,
     by_family,
@@ -84,21 +84,55 @@ def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
     """DAgger's labels reuse the rest of a plan the policy followed; they are exactly the
     labels a fresh look ahead from every state gives."""
     env_id = "BabyAI-GoToRedBallGrey-v0"
-    reused: list = []
-    play_episodes(Wanderer(env_id, 0), env_id, range(4), visits=reused)
+    reused = dagger_visits(Wanderer(env_id, 0), env_id, range(4))
 
     label = bot.Following.label
 
     def fresh(self, env, obs):
-        self.known = None
+        self.ahead = None
         return label(self, env, obs)
 
     monkeypatch.setattr(bot.Following, "label", fresh)
-    looked: list = []
-    play_episodes(Wanderer(env_id, 0), env_id, range(4), visits=looked)
+    looked = dagger_visits(Wanderer(env_id, 0), env_id, range(4))
     assert len(looked) == len(reused) > 20
     for a, b in zip(reused, looked, strict=True):
         assert a.plan == b.plan and a.executed == b.executed
+
+
+def test_dagger_looks_as_far_ahead_as_the_policy_plans():
+    """The bot's plans for DAgger are played out to the policy's horizon, not the
+    demonstrations' longest: the same first actions, nothing after."""
+    env_id = "BabyAI-GoToRedBallGrey-v0"
+    far = dagger_visits(Wanderer(env_id, 0), env_id, range(3))
+    near = dagger_visits(Wanderer(env_id, 0), env_id, range(3), look_ahead=4)
+    assert len(far) == len(near) > 10
+    for a, b in zip(far, near, strict=True):
+        assert b.plan[:4] == a.plan[:4] and set(b.plan[4:]) == {DONE}
+    assert any(set(a.plan[4:]) != {DONE} for a in far)  # the longer ones do look further
+
+
+@pytest.mark.slow  # processes of its own
+def test_dagger_labels_by_two_processes_are_one_processs(monkeypatch):
+    """Relabelling across processes (blocks of episodes, each replayed from its seed and
+    actions) adds the training rows one process adds, byte for byte, and says how far it is."""
+    monkeypatch.setattr(teachers, "LABEL_BLOCK", 2)  # 5 episodes: 3 blocks
+    monkeypatch.setattr(blocks, "PROGRESS_EVERY", 0.0)  # a line after every block
+    env_id = "BabyAI-GoToRedBallGrey-v0"
+    config = tiny(env_id, **{"diffusion.temperature": 1.0})  # long, varied episodes
+    demos, threads, said, added = for_data(config.data), torch.get_num_threads(), [], {}
+    try:
+        for jobs in (1, 2):
+            torch.set_num_threads(jobs)  # relabelling uses as many processes
+            trainer = Trainer(config, demos, log=said.append)
+            trainer.relabel(5)
+            added[jobs] = trainer.train_set.tail(trainer.demo_samples)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(added[1]["actions"]) > 20
+    for name, rows in added[1].items():
+        assert torch.equal(rows, added[2][name]), name
+    labelled = [line for line in said if "episodes labelled" in line]
+    assert len(labelled) == 6 and labelled[-1].startswith(f"relabelling {env_id}: 5/5")
 
 
 def test_every_supported_task_has_words_the_vocabulary_knows():

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import tiny
 from core.seed_runs import train_one
-from core.threads import FreeCores, Reading, machine_busy, usable_cores
+from core.threads import FreeCores, Reading, machine_busy, read, usable_cores
 from data.demos import for_data
 
 
@@ -75,3 +75,13 @@ def test_a_process_that_keeps_a_core_busy_takes_a_thread_away():
     finally:
         busy.kill()
         busy.wait()
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_processes_it_started_count_as_its_own_work():
+    """DAgger's labellers (data/blocks.py) are this run's work: once ended, their CPU time is
+    its own, so the next look does not take their cores for another's."""
+    before = read().own
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    assert read().own - before >= 0.45

@@ -15,8 +15,10 @@ from core.device import pick_device
 from core.evaluate import rollout
 from core.lr_schedule import warmup_cosine
 from core.policy import Policy, policy_from_checkpoint
-from core.rollout import play_episodes
+from core.rollout import dagger_visits, play_episodes
+from core.seed_runs import train_one
 from core.trainer import Trainer
+from data import blocks
 from data.demos import DONE, for_data
 from data.envs import episode_seeds
 from data.errors import BadInput
@@ -231,8 +233,7 @@ def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch
         return real(env)
 
     monkeypatch.setattr(data.expert, "shortest_plan", counted)
-    cached: list = []
-    play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=cached)
+    cached = dagger_visits(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6))
     with_cache = len(searches)
 
     import data.teachers
@@ -244,12 +245,31 @@ def test_dagger_labels_are_the_experts_plans_with_far_fewer_searches(monkeypatch
 
     monkeypatch.setattr(data.teachers, "PlanCache", NoCache)
     searches.clear()
-    direct: list = []
-    play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6), visits=direct)
+    direct = dagger_visits(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(6))
     assert len(direct) == len(cached) > 100
     for visit1, visit2 in zip(cached, direct, strict=True):
         assert all(np.array_equal(a, b) for a, b in zip(visit1, visit2, strict=True))
     assert with_cache < len(searches) / 2, (with_cache, len(searches))
+
+
+def test_a_long_rollout_says_how_many_episodes_ended_and_at_most_how_long_is_left(
+    monkeypatch, tmp_path
+):
+    said = []
+    play_episodes(Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(3), log=said.append)
+    assert said == []  # a quick rollout says nothing
+    monkeypatch.setattr(blocks, "PROGRESS_EVERY", 0.0)  # a line after every step
+    episodes = play_episodes(
+        Wanderer(0), "MiniGrid-DoorKey-5x5-v0", range(3), log=said.append, what="test"
+    )
+    assert len(said) == max(e.length for e in episodes)
+    assert said[0].startswith("test: 0/3 episodes ended") and "at most" in said[0]
+    assert said[-1].startswith("test: 3/3 episodes ended") and said[-1].endswith("0.0 min left")
+    # train names the iteration and the phase
+    config = tiny(**{"train.iters": 1})
+    lines = []
+    train_one(config, for_data(config.data), tmp_path, log=lines.append)
+    assert any(line.startswith("iter   1/1  test episodes of MiniGrid-Empty-5x5") for line in lines)
 
 
 def test_lazy_views_play_the_same_episodes(monkeypatch):
