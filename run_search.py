@@ -15,6 +15,7 @@ fix it; nothing already written is touched.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -444,7 +445,11 @@ def run_evaluate(args) -> None:
     for path, flag in ((args.gif, "--gif"), (args.out, "--out")):
         if path is not None:
             writable_file(path, flag)  # before the rollouts, not after
-    metrics = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.gif, args.set)
+    # Progress on stderr: stdout is the JSON a script reads.
+    say = functools.partial(print, file=sys.stderr)
+    metrics = evaluate_checkpoint(
+        args.checkpoint, args.episodes, args.seed, args.gif, args.set, log=say
+    )
     print(json.dumps(jsonable(metrics), indent=2))  # NaN (no success to measure) is null
     print(describe_unseen(metrics))
     if args.out is not None:

@@ -117,14 +117,15 @@ def evaluate_checkpoint(
     seed: int | None = None,
     gif: Path | None = None,
     sets: list[str] = (),
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Roll a saved policy out on test episodes (block ``seed``, by default its data seed),
     planning as ``sets`` (``key=value`` of policy.PLANNING_KEYS) says where given; optionally
-    save the first episode as a GIF."""
+    save the first episode as a GIF. ``log`` hears how far it is while it takes long."""
     payload = load_checkpoint(path)
     policy = policy_from_checkpoint(payload, pick_device("auto"), sets)
     frames: list | None = [] if gif is not None else None
-    metrics = on_test_episodes(policy, episodes, policy.config.data, seed, frames)
+    metrics = on_test_episodes(policy, episodes, policy.config.data, seed, frames, log=log)
     if gif is not None:
         save_gif(frames, gif)
     return metrics

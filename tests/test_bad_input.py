@@ -6,6 +6,7 @@ mistake is caught before anything costly starts."""
 
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import yaml
 from conftest import tiny
 from core.config import DEFAULT, to_dict
 from core.seed_runs import train_seeds
+from data import blocks
 from data.demos import generate, save
 from data.errors import BadInput
 from run_search import main
@@ -286,3 +288,17 @@ def test_settings_built_by_hand_are_checked_when_built(values, says):
     """search.api users build Settings themselves: a bad value is the same one line."""
     with pytest.raises(BadInput, match=re.escape(says)):
         Settings(**values)
+
+
+def test_evaluate_says_its_progress_on_stderr_and_keeps_stdout_for_its_figures(files, monkeypatch):
+    monkeypatch.setattr(blocks, "PROGRESS_EVERY", 0.0)  # a line after every step
+    checkpoint = files / "run" / "seed0" / "checkpoint.pt"
+    code, stdout, stderr = run_main(
+        "evaluate", checkpoint, "--episodes", 2, cwd=files, monkeypatch=monkeypatch
+    )
+    assert code == 0, stderr[-2000:]
+    metrics, _ = json.JSONDecoder().raw_decode(stdout)
+    assert metrics["test/episodes"] == 2
+    lines = stderr.strip().splitlines()
+    assert lines and all(line.startswith("test episodes of ") for line in lines), lines[:3]
+    assert "2/2 episodes ended" in lines[-1]
