@@ -85,6 +85,12 @@ class ModelConfig:
         "read the mission, one token per word, on tasks whose mission varies (missions in "
         "words); false: a policy blind to it, for comparison",
     )
+    film: bool = setting(
+        False,
+        "where the mission is read, it also scales and shifts every view cell's features "
+        "before the convolution (FiLM, as BabyAI's own models condition their views), so a "
+        "cell can say it is what the mission names",
+    )
 
     @property
     def remembers(self) -> bool:

@@ -164,6 +164,8 @@ class DiT(nn.Module):
         self.state = StateTokenizer(D)
         if mission_words:
             self.mission = MissionTokenizer(D, mission_words)
+            if config.film:  # the whole mission, word order kept, -> a scale and a shift
+                self.film = nn.Linear(mission_words * D, 2 * D)
         if config.history:
             self.past = PastTokenizer(D, config.history)
         if config.map:
@@ -196,6 +198,9 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+        if hasattr(self, "film"):  # starts as no modulation at all, like adaLN-Zero
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
     def forward(
         self,
@@ -223,7 +228,9 @@ class DiT(nn.Module):
         so a sampler computes it once per plan, not once per denoising step. The state tokens
         (B, S, D), S = W + P + M + 49 (W mission words, P map patches, M remembered steps), or
         with the encoder layout each block's state keys and values."""
-        state = self.state(image, direction)  # (B, 49, D)
+        words = self.mission(mission) if self.mission_words else None  # (B, W, D)
+        film = self.film(words.flatten(1)) if hasattr(self, "film") else None  # (B, 2D)
+        state = self.state(image, direction, film)  # (B, 49, D)
         m = self.config
         if m.remembers:
             if past is None:
@@ -234,7 +241,7 @@ class DiT(nn.Module):
             if m.map:
                 state = torch.cat([self.known(past.map), state], dim=1)  # (B, P + M + 49, D)
         if self.mission_words:
-            state = torch.cat([self.mission(mission), state], dim=1)  # (B, W + ..., D)
+            state = torch.cat([words, state], dim=1)  # (B, W + ..., D)
         if self.config.layout != "encoder":
             return state
         state_kv = []

@@ -79,8 +79,15 @@ class StateTokenizer(CellEmbedding):
         self.direction = nn.Embedding(NUM_DIRECTIONS, hidden)
         nn.init.normal_(self.position, std=0.02)
 
-    def forward(self, image: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, direction: torch.Tensor, film: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """With ``film`` (B, 2D), each cell's features are scaled by 1 + its first half and
+        shifted by its second (Perez et al. 2018) before the convolution."""
         cells = super().forward(image)  # (B, 7, 7, D) from [x, y, (object, colour, state)]
+        if film is not None:
+            scale, shift = film[:, None, None].chunk(2, dim=-1)  # each (B, 1, 1, D)
+            cells = cells * (1 + scale) + shift
         grid = cells.permute(0, 3, 1, 2)  # (B, D, 7, 7)
         grid = grid + self.conv(nn.functional.gelu(grid))  # (B, D, 7, 7)
         tokens = grid.flatten(2).transpose(1, 2)  # (B, 49, D)

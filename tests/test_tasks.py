@@ -135,6 +135,25 @@ def test_dagger_labels_by_two_processes_are_one_processs(monkeypatch):
     assert len(labelled) == 6 and labelled[-1].startswith(f"relabelling {env_id}: 5/5")
 
 
+def test_film_lets_the_mission_change_every_view_cell_and_starts_as_none():
+    config = tiny("BabyAI-GoToRedBallGrey-v0", **{"model.film": True})
+    torch.manual_seed(0)
+    model = model_for(config)
+    image = torch.randint(0, 3, (2, 7, 7, 3))
+    direction = torch.tensor([0, 1])
+    words = mission_words(config)
+    red, blue = (
+        torch.tensor([mission_tokens(f"go to the {c} ball", words)] * 2) for c in ("red", "blue")
+    )
+    cells = model.encode(image, direction, mission=red)[:, words:]  # the 49 view tokens
+    assert torch.equal(cells, model.state(image, direction))  # untrained: no modulation yet
+    torch.nn.init.normal_(model.film.weight, std=0.1)
+    cells = model.encode(image, direction, mission=red)[:, words:]
+    elsewhere = model.encode(image, direction, mission=blue)[:, words:]
+    assert (cells - elsewhere).abs().amax(dim=-1).min() > 0  # every cell of both views
+    assert not hasattr(model_for(tiny("BabyAI-GoToRedBallGrey-v0")), "film")  # off by default
+
+
 def test_every_supported_task_has_words_the_vocabulary_knows():
     for family, (_, env_ids) in by_family().items():
         for env_id in env_ids if family in (*INSTRUCTED,) else env_ids[::8]:
