@@ -84,7 +84,7 @@ def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
     """DAgger's labels reuse the rest of a plan the policy followed; they are exactly the
     labels a fresh look ahead from every state gives."""
     env_id = "BabyAI-GoToRedBallGrey-v0"
-    reused = dagger_visits(Wanderer(env_id, 0), env_id, range(4))
+    reused = dagger_visits(Wanderer(env_id, 0), env_id, range(2))
 
     label = bot.Following.label
 
@@ -93,7 +93,7 @@ def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
         return label(self, env, obs)
 
     monkeypatch.setattr(bot.Following, "label", fresh)
-    looked = dagger_visits(Wanderer(env_id, 0), env_id, range(4))
+    looked = dagger_visits(Wanderer(env_id, 0), env_id, range(2))
     assert len(looked) == len(reused) > 20
     for a, b in zip(reused, looked, strict=True):
         assert a.plan == b.plan and a.executed == b.executed
@@ -103,8 +103,8 @@ def test_dagger_looks_as_far_ahead_as_the_policy_plans():
     """The bot's plans for DAgger are played out to the policy's horizon, not the
     demonstrations' longest: the same first actions, nothing after."""
     env_id = "BabyAI-GoToRedBallGrey-v0"
-    far = dagger_visits(Wanderer(env_id, 0), env_id, range(3))
-    near = dagger_visits(Wanderer(env_id, 0), env_id, range(3), look_ahead=4)
+    far = dagger_visits(Wanderer(env_id, 0), env_id, range(2))
+    near = dagger_visits(Wanderer(env_id, 0), env_id, range(2), look_ahead=4)
     assert len(far) == len(near) > 10
     for a, b in zip(far, near, strict=True):
         assert b.plan[:4] == a.plan[:4] and set(b.plan[4:]) == {DONE}
