@@ -33,8 +33,8 @@ def relabelled(env_id: str, episodes: int, jobs: int, name: str, sets: list[str]
     seconds = time.perf_counter() - start
     rows = trainer.train_set.tail(trainer.demo_samples)
     digest = hashlib.sha256()
-    for name in sorted(rows):
-        digest.update(rows[name].numpy().tobytes())
+    for key in sorted(rows):
+        digest.update(rows[key].numpy().tobytes())
     return {
         "jobs": jobs,
         "seconds": round(seconds, 1),
