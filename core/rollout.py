@@ -156,14 +156,15 @@ def play_episodes(
             if frames is not None and episode.index == 0:
                 frames.append(episode.env.render())
         rounds += 1
-        # No more rounds than the step limit leaves the longest-lived episode, each no dearer
-        # than the average so far (fewer episodes live as they end): an upper bound.
-        rounds_left = max(
-            (e.env.unwrapped.max_steps - e.length for e in live if not e.done), default=0
-        )
-        elapsed = time.monotonic() - progress.start
-        ended = sum(e.done for e in episodes)
-        progress(ended, rounds_left * elapsed / rounds, bound=True)
+        if log is not None:  # not a step of the rollout's own: only where someone listens
+            # No more rounds than the step limit leaves the longest-lived episode, each no
+            # dearer than the average so far (fewer episodes live as they end): an upper bound.
+            rounds_left = max(
+                (e.env.unwrapped.max_steps - e.length for e in live if not e.done), default=0
+            )
+            elapsed = time.monotonic() - progress.start
+            ended = sum(e.done for e in episodes)
+            progress(ended, rounds_left * elapsed / rounds, bound=True)
     progress(len(episodes), 0.0, bound=True)  # the last ones may end by looping
     for episode in episodes:
         episode.close()
