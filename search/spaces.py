@@ -72,16 +72,19 @@ def wide(trial: optuna.Trial) -> dict:
 
 def extended(trial: optuna.Trial) -> dict:
     """The default five plus what decides how a policy acts where one view is not enough
-    (FourRooms) and how it learns from its own mistakes: plan horizon, executed and sampling
-    steps, sampling temperature (above 0 a policy can leave a loop), encoder layout, memory,
-    the expert imitated, demonstration count and noise, DAgger frequency and the lr
-    schedule."""
+    (FourRooms), how it reads a mission in words, and how it learns from its own mistakes:
+    plan horizon, executed and sampling steps, sampling temperature (above 0 a policy can
+    leave a loop), encoder layout, memory (earlier steps, the map: what the `memory` preset
+    adds), the expert imitated, FiLM of the view by the mission, demonstration count and
+    noise, DAgger frequency and the lr schedule."""
     real = {**default(trial), **plans(trial, most_sampling_steps=2)}
     kilo_episodes = 2 ** trial.suggest_int("space.log2_kilo_episodes", 0, 2)  # 1000 .. 4000
     real["data.episodes"] = 1000 * kilo_episodes
     trial.suggest_categorical("model.layout", ["joint", "encoder"])
     trial.suggest_categorical("model.history", [0, 4, 8])
+    trial.suggest_categorical("model.map", [0, 15])
     trial.suggest_categorical("data.expert", ["auto", "explorer"])
+    trial.suggest_categorical("model.film", [False, True])
     # Optuna's steps of 0.1 land on 0.30000000000000004: the value laid over the data is
     # rounded, so the configuration names the same demonstrations as the preset's 0.3.
     real["data.noise"] = round(trial.suggest_float("data.noise", 0.0, 0.5, step=0.1), 2)

@@ -70,10 +70,13 @@ def test_wide_space_adds_the_documented_parameters():
         assert key in params
 
 
-def test_extended_space_reaches_memory_and_the_explorer():
+def test_extended_space_reaches_memory_the_explorer_and_film():
+    """What the hand-made `memory` preset and `model.film` add are points of it."""
     drawn = samples("extended", optuna.samplers.RandomSampler(0), 60)
     assert {params["model.history"] for params, _ in drawn} == {0, 4, 8}
+    assert {params["model.map"] for params, _ in drawn} == {0, 15}
     assert {params["data.expert"] for params, _ in drawn} == {"auto", "explorer"}
+    assert {params["model.film"] for params, _ in drawn} == {False, True}
 
 
 def test_unknown_space_is_bad_input():
