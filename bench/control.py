@@ -27,8 +27,9 @@ from core import config as cfg
 from core.checkpoint import load_checkpoint
 from core.policy import Policy, policy_from_checkpoint
 from core.rollout import play_episodes
+from core.tokens import mission_words
 from core.trainer import Trainer
-from data.demos import for_data
+from data.demos import for_data, mission_of
 from data.envs import episode_seeds, make_env
 
 
@@ -45,12 +46,14 @@ def latency_ms(policy: Policy, env_id: str, calls: int) -> list[float]:
     env = make_env(env_id)
     observations = [env.reset(seed=int(s))[0] for s in episode_seeds("selection", 0, 16)]
     env.close()
+    words = mission_words(policy.config)  # where the mission varies, the policy reads it
     times = []
     for i in range(calls + 5):
         obs = observations[i % len(observations)]
         image, direction = obs["image"][None], np.array([obs["direction"]], dtype=np.int64)
+        mission = mission_of(env_id, obs["mission"])[None, :words] if words else None
         start = time.perf_counter()
-        policy.plan(image, direction)
+        policy.plan(image, direction, missions=mission)
         if i >= 5:  # the first calls warm up the allocator
             times.append(1e3 * (time.perf_counter() - start))
     return times
