@@ -52,10 +52,12 @@ def train_one(
     trainer = Trainer(config, demos)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
+    before = 0.0  # seconds the earlier sittings of a resumed run took
     if resume and checkpoint.exists():
         trainer.load_state_dict(load_checkpoint(checkpoint))
-        lines = (out / "history.jsonl").read_text().splitlines(keepends=True)
-        (out / "history.jsonl").write_text("".join(lines[: trainer.iteration]))
+        lines = (out / "history.jsonl").read_text().splitlines(keepends=True)[: trainer.iteration]
+        (out / "history.jsonl").write_text("".join(lines))
+        before = json.loads(lines[-1]).get(SECONDS, 0.0) if lines else 0.0
     done, total = trainer.iteration, config.train.iters
     tracker = Tracker(track, f"{out.parent.name}-{out.name}", flat(config), out)
     bar = tqdm(
@@ -86,7 +88,7 @@ def train_one(
             if free is not None:  # the cores others leave free, after every iteration
                 torch.set_num_threads(free.threads())
             metrics = {**trainer.train_iteration(), "perf/threads": torch.get_num_threads()}
-            line = {TIME: trainer.iteration, **metrics}
+            line = {TIME: trainer.iteration, **metrics, SECONDS: before + since(start)}
             history.write(json.dumps(jsonable(line)) + "\n")
             history.flush()
             for key, value in metrics.items():
@@ -95,7 +97,7 @@ def train_one(
             save_tested(out, trainer.tested)
             save_checkpoint(checkpoint, trainer.state_dict())
             tracker.log(metrics, trainer.iteration)
-            elapsed = time.perf_counter() - start
+            elapsed = since(start)
             eta = elapsed / (trainer.iteration - done) * (total - trainer.iteration)
             bar.update()
             bar.set_postfix(
@@ -104,7 +106,14 @@ def train_one(
             if bar.disable:  # a log or a pipe: one line an iteration
                 log(progress_line(prefix, trainer.iteration, total, metrics, eta))
     tracker.close()
-    return {**metrics, "time/minutes": (time.perf_counter() - start) / 60}
+    return {**metrics, "time/minutes": (before + since(start)) / 60}
+
+
+SECONDS = "time/seconds"  # in each history line: the run's time so far, every sitting of it
+
+
+def since(start: float) -> float:
+    return time.perf_counter() - start
 
 
 def train_seeds(

@@ -147,14 +147,19 @@ def test_train_killed_mid_run_resumes_to_the_same_numbers(tmp_path):
         time.sleep(0.05)
     driver.wait()
     assert not (run / "metrics.json").exists(), "killed before the end"
+    # Say the killed sitting took 1000 s: the run's time goes on from there.
+    kept = [json.loads(line) for line in history.read_text().splitlines()]
+    history.write_text("".join(json.dumps({**x, "time/seconds": 1000.0}) + "\n" for x in kept))
     again = cli("train", "--set", "train.lr=1", "--out", run, "--resume", cwd=tmp_path)
     assert again.returncode == 2 and "drop --set" in again.stderr, "a resume takes no changes"
     resumed = cli("train", "--out", run, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    lines = [json.loads(line)["iteration"] for line in history.read_text().splitlines()]
-    assert lines == [1, 2, 3, 4], "each iteration written once"
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4], "each iteration written once"
+    assert all(line["time/seconds"] > 1000 for line in lines[2:]), "time goes on from 1000 s"
     expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())["mean"]
     got = json.loads((run / "metrics.json").read_text())["mean"]
+    assert got["time/minutes"] > 1000 / 60, "every sitting's time counts"
     for metric in ("train/loss", "val/loss", "eval/return", "test/return"):
         assert got[metric] == pytest.approx(expected[metric], abs=1e-9), metric
     finished = cli("train", "--out", run, "--resume", cwd=tmp_path)
