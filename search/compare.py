@@ -4,7 +4,9 @@ one table and one plot (rl-baselines3-zoo's all_plots, for this tool's folders).
 
 A *run* is a search folder (``results/NAME``: each finalist is a row, its seeds those it was
 retrained on) or a `train` output folder (``--out``: one row, its seeds). Every figure is a
-test figure: episodes nothing was chosen on.
+test figure: episodes nothing was chosen on. Each row after the first is also set against the
+first, paired on the training seeds and test episodes both played (the finalists' verdict,
+core/statistics.py): is it better, worse, or is that undecided?
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -21,24 +23,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from core.metrics import TEST, TIME  # noqa: E402
-from core.statistics import mean_interval  # noqa: E402
+from core.statistics import Comparison, mean_interval, paired_comparison  # noqa: E402
 from data.errors import BadInput  # noqa: E402
 from data.files import write_atomically  # noqa: E402
 from search.outcome import read_outcome  # noqa: E402
 from search.record import SETTINGS_FILE  # noqa: E402
-from search.results import read_trials  # noqa: E402
+from search.results import read_tested, read_trials  # noqa: E402
 
 CURVE = "eval/return"  # the learning curves: selection return by iteration
 
 
 @dataclass
 class Compared:
-    """One row: a name, each seed's last (test) figures, and each seed's curve."""
+    """One row: a name, each seed's last (test) figures, its curve and its test episodes."""
 
     name: str
     env: str
     seeds: dict[str, dict]  # seed -> last result
     curves: dict[str, list[tuple[int, float]]]  # seed -> [(iteration, value)]
+    tested: dict[str, list[dict]] = field(default_factory=dict)  # seed -> each test episode
 
     def interval(self, metric: str) -> tuple[float, float]:
         return mean_interval([r.get(metric, math.nan) for r in self.seeds.values()])
@@ -46,11 +49,12 @@ class Compared:
 
 def read_runs(folders: list[Path]) -> list[Compared]:
     rows: list[Compared] = []
+    names = short_names(folders)
     for folder in folders:
         if (folder / SETTINGS_FILE).is_file():
-            rows.extend(from_search(folder))
+            rows.extend(from_search(folder, names[folder]))
         elif (folder / "metrics.json").is_file():
-            rows.append(from_train(folder))
+            rows.append(from_train(folder, names[folder]))
         else:
             raise BadInput(
                 f"{folder} is neither a search folder (results/NAME) nor a finished `train` run "
@@ -59,7 +63,19 @@ def read_runs(folders: list[Path]) -> list[Compared]:
     return rows
 
 
-def from_search(folder: Path) -> list[Compared]:
+def short_names(folders: list[Path]) -> dict[Path, str]:
+    """Each folder's name: its last part, or as many of its last parts as tell it from the
+    others (results/a/default/ENV and results/b/default/ENV: a/default/ENV, b/default/ENV)."""
+    parts = {folder: Path(folder).resolve().parts for folder in folders}
+    distinct = len(set(parts.values()))
+    for k in range(1, max(map(len, parts.values())) + 1):
+        names = {folder: "/".join(p[-k:]) for folder, p in parts.items()}
+        if len(set(names.values())) == distinct:
+            return names
+    return {folder: str(folder) for folder in folders}
+
+
+def from_search(folder: Path, label: str) -> list[Compared]:
     outcome = read_outcome(folder)
     if not outcome.retrained:
         raise BadInput(
@@ -78,24 +94,33 @@ def from_search(folder: Path) -> list[Compared]:
         mine = [r for r in runs if r.params.get("finalist") == finalist.name and r.history]
         curves = {str(r.params["train.seed"]): points(r.history) for r in mine}
         seeds = {str(seed): result for seed, result in finalist.runs.items()}
+        tested = {
+            str(r.params["train.seed"]): read_tested(r.checkpoint.parent)
+            for r in mine
+            if r.checkpoint is not None
+        }
+        tested = {seed: episodes for seed, episodes in tested.items() if episodes}
         env = outcome.record.settings.env
-        rows.append(Compared(f"{folder.name}/{finalist.name}", env, seeds, curves))
+        rows.append(Compared(f"{label}/{finalist.name}", env, seeds, curves, tested))
     return rows
 
 
-def from_train(folder: Path) -> Compared:
+def from_train(folder: Path, label: str) -> Compared:
     try:
         summary = json.loads((folder / "metrics.json").read_text())
         seeds, env = summary["seeds"], summary["config"]["data"]["env"]
     except (OSError, ValueError, KeyError, TypeError):
         raise BadInput(f"{folder}/metrics.json is damaged; pass a finished `train` run") from None
-    curves = {}
+    curves, tested = {}, {}
     for seed in seeds:
         history = folder / f"seed{seed}" / "history.jsonl"
         if history.is_file():
             lines = [json.loads(line) for line in history.read_text().splitlines() if line]
             curves[seed] = points(lines)
-    return Compared(folder.name, env, seeds, curves)
+        episodes = read_tested(folder / f"seed{seed}")
+        if episodes:
+            tested[seed] = episodes
+    return Compared(label, env, seeds, curves, tested)
 
 
 def points(history: list[dict]) -> list[tuple[int, float]]:
@@ -106,8 +131,60 @@ def points(history: list[dict]) -> list[tuple[int, float]]:
     ]
 
 
+FIGURES = ("success", "return")  # each test episode's figures set against the first row's
+
+
+def paired(row: Compared, base: Compared) -> dict[str, Comparison] | str:
+    """``row`` against ``base`` on each test episode's figures, over the training seeds both
+    have and the same test episodes; or why they cannot be paired."""
+    if row.env != base.env:
+        return "another environment"
+    seeds = sorted(set(row.tested) & set(base.tested))
+    if not seeds:
+        return "no training seed that both kept test episodes of"
+    for seed in seeds:
+        if [e.get("seed") for e in row.tested[seed]] != [e.get("seed") for e in base.tested[seed]]:
+            return "other test episodes (another data seed or episode count)"
+    try:
+        return {
+            figure: paired_comparison(
+                {s: [float(e[figure]) for e in row.tested[s]] for s in seeds},
+                {s: [float(e[figure]) for e in base.tested[s]] for s in seeds},
+            )
+            for figure in FIGURES
+        }
+    except (KeyError, TypeError, ValueError):
+        return "its test episodes are damaged"
+
+
+def paired_table(rows: list[Compared]) -> str:
+    """Markdown: each row after the first against the first, paired; the verdict on return."""
+    base = rows[0]
+    lines = [
+        f"Paired against {base.name}: the same training seeds and test episodes, each figure's "
+        "mean difference and its 95% interval (stratified bootstrap over seeds and episodes; "
+        "with one seed it holds the episodes' luck, not another training's).",
+        "",
+        "| run | seeds | Δ test/success | Δ test/return | P(improvement) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows[1:]:
+        c = paired(row, base)
+        if isinstance(c, str):
+            lines.append(f"| {row.name} | | | | | not paired: {c} |")
+            continue
+        cells = [f"{x.difference:+.3f} [{x.low:+.3f}, {x.high:+.3f}]" for x in c.values()]
+        ret = c["return"]
+        lines.append(
+            f"| {row.name} | {ret.seeds} | {' | '.join(cells)} | {ret.improvement:.2f} | "
+            f"{ret.verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def table(rows: list[Compared]) -> str:
-    """Markdown: each row's test figures, mean ± 95% interval over its seeds."""
+    """Markdown: each row's test figures, mean ± 95% interval over its seeds; then each row
+    after the first paired against it."""
     lines = [
         f"| run | environment | seeds | {' | '.join(TEST)} |",
         "|---|---|---|" + "---|" * len(TEST),
@@ -124,7 +201,8 @@ def table(rows: list[Compared]) -> str:
                 else f"{mean:.3f}"
             )
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text + "\n" + paired_table(rows) if len(rows) > 1 else text
 
 
 def plot(rows: list[Compared]) -> bytes:

@@ -69,12 +69,10 @@ class Trial:
         """Each test episode's ``figure``, in order (core/evaluate.py TESTED, beside the last
         checkpoint), or None where the run kept none (it has not ended, or an earlier version
         ran it)."""
-        if self.checkpoint is None:
-            return None
+        episodes = read_tested(self.checkpoint.parent) if self.checkpoint else None
         try:
-            episodes = json.loads((self.checkpoint.parent / TESTED).read_text())["episodes"]
-            return [float(episode[figure]) for episode in episodes]
-        except (OSError, ValueError, KeyError, TypeError):
+            return [float(episode[figure]) for episode in episodes] if episodes else None
+        except (KeyError, TypeError, ValueError):
             return None
 
     @property
@@ -85,6 +83,16 @@ class Trial:
         name = self.history[-1].get("checkpoint_dir_name") if self.history else None
         path = self.folder / str(name) / "checkpoint.pt"
         return path if name and path.is_file() else None
+
+
+def read_tested(folder: Path) -> list[dict] | None:
+    """The test episodes a run's folder kept (core/evaluate.py TESTED), each with its own
+    figures; None where it kept none or the file is damaged."""
+    try:
+        episodes = json.loads((folder / TESTED).read_text())["episodes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return episodes if isinstance(episodes, list) and episodes else None
 
 
 def value(result: dict, metric: str) -> float:
