@@ -23,15 +23,19 @@ class ProgressLines(Callback):
         self.metric, self.mode = metric, mode
         self.start = time.monotonic()
         self.iterations: dict[str, int] = {}  # run -> iterations reported (this run of it)
+        self.started: dict[str, float] = {}  # run -> when it started
+        self.reported: dict[str, float] = {}  # run -> when it last reported
         self.ended: list[int] = []  # the iterations of each run that ended
         self.best: tuple[float, str, float] | None = None  # (judged, run, value)
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.monotonic()
         values = ", ".join(f"{k}={shown(v)}" for k, v in sorted(trial.config.items()))
         self.say(trials, trial, f"{name(trial)} started ({values})")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.iterations[trial.trial_id] = int(result.get(TIME, 0))
+        self.reported[trial.trial_id] = time.monotonic()
         value = result.get(self.metric)
         if isinstance(value, int | float) and math.isfinite(value):
             sign = 1 if self.mode == "max" else -1
@@ -61,19 +65,36 @@ class ProgressLines(Callback):
             f"[{clock(elapsed)}] {self.stage} {finished}/{self.total} ended, {running} running",
             event,
             best,
-            self.eta(finished, elapsed),
+            self.eta(finished, elapsed, [t for t in trials if t.status == "RUNNING"]),
         ]
         print(" | ".join(p for p in parts if p), flush=True)
 
-    def eta(self, finished: int, elapsed: float) -> str:
+    def eta(self, finished: int, elapsed: float, running: list) -> str:
         """The stage's time left: iterations still to run (at the mean count of the runs that
-        ended, or the whole budget before any has) at the rate so far."""
+        ended, or the whole budget before any has) at the rate so far; but no sooner than
+        each running run can end at its own pace (a large model left alone at the end runs
+        at its pace, not at the stage's)."""
         done = sum(self.iterations.values())
         if not done or finished >= self.total:
             return ""
-        per_run = sum(self.ended) / len(self.ended) if self.ended else self.max_iters
-        left = max(0.0, per_run * self.total - done)
-        return f"ETA {clock(left * elapsed / done)}"
+        left = max(0.0, self.per_run * self.total - done) * elapsed / done
+        return f"ETA {clock(max([left, *map(self.own_time_left, running)]))}"
+
+    def own_time_left(self, trial) -> float:
+        """A running run's time left at its own pace: at least the iteration under way (its
+        seconds an iteration so far, less what has passed since it last reported)."""
+        run = trial.trial_id
+        iterations = self.iterations.get(run, 0)
+        if not iterations or run not in self.started:
+            return 0.0
+        pace = (self.reported[run] - self.started[run]) / iterations
+        still = max(self.per_run - iterations, 1.0) * pace - (time.monotonic() - self.reported[run])
+        return max(0.0, still)
+
+    @property
+    def per_run(self) -> float:
+        """Iterations a run takes: the mean of those that ended, the budget before any has."""
+        return sum(self.ended) / len(self.ended) if self.ended else self.max_iters
 
 
 def name(trial) -> str:

@@ -3,6 +3,7 @@ few fields the lines read)."""
 
 from types import SimpleNamespace
 
+from search import progress
 from search.progress import ProgressLines
 
 
@@ -40,3 +41,21 @@ def test_finalists_are_named_and_a_lower_is_better_metric_is_judged_so(capsys):
     lines.on_trial_error(0, [run, other], other)
     said = capsys.readouterr().out
     assert "trial_1 seed 1 failed" in said and "best val/loss 0.500 (incumbent seed 1)" in said
+
+
+def test_the_eta_waits_for_a_slow_run_left_alone_at_its_own_pace(capsys, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    lines = ProgressLines("trials", 2, 2, "eval/return", "max")
+    fast, slow = trial("fast"), trial("slow")
+    lines.on_trial_start(0, [fast], fast)
+    lines.on_trial_start(0, [fast, slow], slow)
+    for at, run, i in [(50, fast, 1), (100, fast, 2), (100, slow, 1)]:
+        now[0] = at
+        lines.on_trial_result(0, [fast, slow], run, {"iteration": i, "eval/return": 0.1})
+    now[0] = 105.0
+    lines.on_trial_complete(0, [fast, slow], fast)
+    said = capsys.readouterr().out.splitlines()[-1]
+    # The stage's pace says 35 s (one iteration left, 3 done in 105 s); the slow run's own
+    # says its second iteration, 100 s, of which 5 have passed.
+    assert said.endswith("ETA 1m35s"), said
