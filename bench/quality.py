@@ -28,6 +28,7 @@ import numpy as np
 
 from core.statistics import mean_interval
 from run_search import RUN_FILE
+from search.compare import from_train, paired
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,26 +146,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def versus(rows: list[dict], preset: str = "default", rival: str = "bc") -> str:
-    """Per environment: ``preset``'s test success against ``rival``'s, and whether their 95%
-    intervals say which is ahead."""
-    found = {(row["env"], row["preset"]): row.get("test/success") for row in rows}
+def versus(root: Path, envs: list[str], preset: str = "default", rival: str = "bc") -> str:
+    """Per environment: ``preset``'s test figures against ``rival``'s, paired on the training
+    seeds and test episodes both played (`compare`'s verdict, on return)."""
     lines = [
-        f"| env | {preset} − {rival}, test success | verdict |",
-        "| --- | --- | --- |",
+        f"| env | seeds | {preset} − {rival}: test success | test return | verdict |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for env in dict.fromkeys(row["env"] for row in rows):
-        a, b = found.get((env, preset)), found.get((env, rival))
-        if not a or not b or None in (*a, *b):
+    for env in envs:
+        a, b = root / preset / env, root / rival / env
+        if not (a / "metrics.json").exists() or not (b / "metrics.json").exists():
             continue
-        (mean_a, half_a), (mean_b, half_b) = a, b
-        if mean_a - half_a > mean_b + half_b:
-            verdict = f"{preset} ahead (intervals apart)"
-        elif mean_b - half_b > mean_a + half_a:
-            verdict = f"{rival} ahead (intervals apart)"
-        else:
-            verdict = "level within the intervals"
-        lines.append(f"| {env.removeprefix('MiniGrid-')} | {mean_a - mean_b:+.2f} | {verdict} |")
+        c = paired(from_train(a, preset), from_train(b, rival))
+        if isinstance(c, str):
+            lines.append(f"| {env} | | | | not paired: {c} |")
+            continue
+        cells = " | ".join(f"{x.difference:+.3f} [{x.low:+.3f}, {x.high:+.3f}]" for x in c.values())
+        lines.append(f"| {env} | {c['return'].seeds} | {cells} | {c['return'].verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -248,11 +246,12 @@ def main() -> None:
         )
     rows.sort(key=lambda row: (args.envs.index(row["env"]), args.presets.index(row["preset"])))
     tag = f"-{'-'.join(args.plan)}" if args.plan else ""
-    (args.out / f"table{tag}.md").write_text(table(rows) + "\n" + versus(rows))
+    versus_bc = versus(args.out, args.envs)  # on each run's own test episodes, not replanned
+    (args.out / f"table{tag}.md").write_text(table(rows) + "\n" + versus_bc)
     plot(args.out, args.envs, args.presets, args.out / "curves.png")
     print(json.dumps(rows, indent=2))
     print(table(rows))
-    print(versus(rows))
+    print(versus_bc)
 
 
 if __name__ == "__main__":
