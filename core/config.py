@@ -86,7 +86,7 @@ class ModelConfig:
         "words); false: a policy blind to it, for comparison",
     )
     film: bool = setting(
-        True,
+        False,
         "where the mission is read, it also scales and shifts every view cell's features "
         "before the convolution (FiLM, as BabyAI's own models condition their views), so a "
         "cell can say it is what the mission names",
@@ -183,13 +183,9 @@ DEFAULT = Config()
 # version's default, so a file saved before a default changed keeps its meaning; a file that
 # names no version was written under version 1.
 DEFAULTS_KEY = "defaults"
-DEFAULTS_VERSION = 4
+DEFAULTS_VERSION = 3
 # Version v's values of the keys whose defaults changed after it (docs/quality.md says why).
-EARLIER_DEFAULTS = {
-    1: {"diffusion.temperature": 0.0},
-    2: {"data.expert": "shortest"},
-    3: {"model.film": False},
-}
+EARLIER_DEFAULTS = {1: {"diffusion.temperature": 0.0}, 2: {"data.expert": "shortest"}}
 
 
 def preset(name: str) -> Config:

@@ -160,9 +160,6 @@ def test_a_configuration_keeps_the_meaning_it_was_written_with():
     assert from_dict({**old, "defaults": DEFAULTS_VERSION}) == DEFAULT
     assert from_dict({"model": {"hidden": 32}, "defaults": 1}).diffusion.temperature == 0.0
     assert from_dict({"diffusion": {"temperature": 0.5}}).diffusion.temperature == 0.5
-    # A checkpoint of version 3 (the quality table's tasks in words) read its mission without
-    # FiLM, whether it wrote the key down or predates it.
-    assert DEFAULT.model.film and not from_dict({"defaults": 3}).model.film
 
 
 def test_a_file_without_a_version_is_read_as_version_1_and_says_so(tmp_path, capsys):

@@ -151,8 +151,7 @@ def test_film_lets_the_mission_change_every_view_cell_and_starts_as_none():
     cells = model.encode(image, direction, mission=red)[:, words:]
     elsewhere = model.encode(image, direction, mission=blue)[:, words:]
     assert (cells - elsewhere).abs().amax(dim=-1).min() > 0  # every cell of both views
-    off = tiny("BabyAI-GoToRedBallGrey-v0", **{"model.film": False})
-    assert not hasattr(model_for(off), "film")
+    assert not hasattr(model_for(tiny("BabyAI-GoToRedBallGrey-v0")), "film")  # off by default
 
 
 def test_every_supported_task_has_words_the_vocabulary_knows():
