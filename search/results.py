@@ -92,7 +92,8 @@ def read_tested(folder: Path) -> list[dict] | None:
         episodes = json.loads((folder / TESTED).read_text())["episodes"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return episodes if isinstance(episodes, list) and episodes else None
+    whole = isinstance(episodes, list) and all(isinstance(e, dict) for e in episodes)
+    return episodes if whole and episodes else None
 
 
 def value(result: dict, metric: str) -> float:
