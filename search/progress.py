@@ -65,7 +65,12 @@ class ProgressLines(Callback):
             f"[{clock(elapsed)}] {self.stage} {finished}/{self.total} ended, {running} running",
             event,
             best,
-            self.eta(finished, elapsed, [t for t in trials if t.status == "RUNNING"]),
+            # Ray marks a run ended only after its callbacks: the one ending here is not left.
+            self.eta(
+                finished,
+                elapsed,
+                [t for t in trials if t.status == "RUNNING" and not (ended and t is trial)],
+            ),
         ]
         print(" | ".join(p for p in parts if p), flush=True)
 

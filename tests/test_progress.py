@@ -59,3 +59,19 @@ def test_the_eta_waits_for_a_slow_run_left_alone_at_its_own_pace(capsys, monkeyp
     # The stage's pace says 35 s (one iteration left, 3 done in 105 s); the slow run's own
     # says its second iteration, 100 s, of which 5 have passed.
     assert said.endswith("ETA 1m35s"), said
+
+
+def test_a_run_that_just_ended_adds_nothing_to_the_eta(capsys, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    lines = ProgressLines("trials", 3, 1, "eval/return", "max")
+    a, b = trial("a"), trial("b")
+    lines.on_trial_start(0, [a], a)
+    lines.on_trial_start(0, [a, b], b)
+    now[0] = 10.0
+    lines.on_trial_result(0, [a, b], b, {"iteration": 1, "eval/return": 0.1})
+    now[0] = 300.0
+    lines.on_trial_result(0, [a, b], a, {"iteration": 1, "eval/return": 0.1})
+    lines.on_trial_complete(0, [a, b], a)  # still RUNNING to Ray while its callbacks run
+    # One run of one iteration left at the stage's pace (2 in 300 s): 150 s, not a's 300.
+    assert capsys.readouterr().out.splitlines()[-1].endswith("ETA 2m30s")
