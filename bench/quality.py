@@ -161,7 +161,7 @@ def versus(root: Path, envs: list[str], preset: str = "default", rival: str = "b
         if isinstance(c, str):
             lines.append(f"| {env} | | | | not paired: {c} |")
             continue
-        cells = " | ".join(f"{x.difference:+.3f} [{x.low:+.3f}, {x.high:+.3f}]" for x in c.values())
+        cells = " | ".join(x.shown for x in c.values())
         lines.append(f"| {env} | {c['return'].seeds} | {cells} | {c['return'].verdict} |")
     return "\n".join(lines) + "\n"
 

@@ -40,6 +40,11 @@ class Comparison:
     seeds: int
 
     @property
+    def shown(self) -> str:
+        """The difference and its interval, as reports print them: +0.070 [+0.010, +0.130]."""
+        return f"{self.difference:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+    @property
     def verdict(self) -> str:
         """better / worse when the interval leaves out 0, else undecided."""
         return "better" if self.low > 0 else "worse" if self.high < 0 else "undecided"

@@ -95,11 +95,10 @@ def from_search(folder: Path, label: str) -> list[Compared]:
         curves = {str(r.params["train.seed"]): points(r.history) for r in mine}
         seeds = {str(seed): result for seed, result in finalist.runs.items()}
         tested = {
-            str(r.params["train.seed"]): read_tested(r.checkpoint.parent)
+            str(r.params["train.seed"]): episodes
             for r in mine
-            if r.checkpoint is not None
+            if r.checkpoint is not None and (episodes := read_tested(r.checkpoint.parent))
         }
-        tested = {seed: episodes for seed, episodes in tested.items() if episodes}
         env = outcome.record.settings.env
         rows.append(Compared(f"{label}/{finalist.name}", env, seeds, curves, tested))
     return rows
@@ -173,7 +172,7 @@ def paired_table(rows: list[Compared]) -> str:
         if isinstance(c, str):
             lines.append(f"| {row.name} | | | | | not paired: {c} |")
             continue
-        cells = [f"{x.difference:+.3f} [{x.low:+.3f}, {x.high:+.3f}]" for x in c.values()]
+        cells = [x.shown for x in c.values()]
         ret = c["return"]
         lines.append(
             f"| {row.name} | {ret.seeds} | {' | '.join(cells)} | {ret.improvement:.2f} | "

@@ -199,8 +199,8 @@ def verdict(retrained: list[Finalist]) -> str:
     if c is not None:
         return (
             f"Verdict: {c.verdict}. {winner.name} against the incumbent, paired on {c.seeds} "
-            f"seeds and the same test episodes: test/return {c.difference:+.3f} "
-            f"[{c.low:+.3f}, {c.high:+.3f}] (95%, stratified bootstrap), P(improvement) "
+            f"seeds and the same test episodes: test/return {c.shown} "
+            f"(95%, stratified bootstrap), P(improvement) "
             f"{c.improvement:.2f}, IQM over seeds {c.iqm[0]:.3f} against {c.iqm[1]:.3f}."
         )
     if min(len(winner.runs), len(incumbent.runs)) < 2:

@@ -43,35 +43,32 @@ def test_finalists_are_named_and_a_lower_is_better_metric_is_judged_so(capsys):
     assert "trial_1 seed 1 failed" in said and "best val/loss 0.500 (incumbent seed 1)" in said
 
 
-def test_the_eta_waits_for_a_slow_run_left_alone_at_its_own_pace(capsys, monkeypatch):
+def eta_line(monkeypatch, capsys, runs: int, max_iters: int, results: list, ends: str) -> str:
+    """The line said when ``ends`` completes (at 5 s after the last result; Ray still calls
+    it RUNNING), after two runs started at 0 s reported ``results``: (second, run, iteration)."""
     now = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
-    lines = ProgressLines("trials", 2, 2, "eval/return", "max")
-    fast, slow = trial("fast"), trial("slow")
-    lines.on_trial_start(0, [fast], fast)
-    lines.on_trial_start(0, [fast, slow], slow)
-    for at, run, i in [(50, fast, 1), (100, fast, 2), (100, slow, 1)]:
+    lines = ProgressLines("trials", runs, max_iters, "eval/return", "max")
+    started = {name: trial(name) for name in ("a", "b")}
+    everyone = list(started.values())
+    for run in everyone:
+        lines.on_trial_start(0, everyone, run)
+    for at, name, i in results:
         now[0] = at
-        lines.on_trial_result(0, [fast, slow], run, {"iteration": i, "eval/return": 0.1})
-    now[0] = 105.0
-    lines.on_trial_complete(0, [fast, slow], fast)
-    said = capsys.readouterr().out.splitlines()[-1]
+        lines.on_trial_result(0, everyone, started[name], {"iteration": i, "eval/return": 0.1})
+    now[0] += 5
+    lines.on_trial_complete(0, everyone, started[ends])
+    return capsys.readouterr().out.splitlines()[-1]
+
+
+def test_the_eta_waits_for_a_slow_run_left_alone_at_its_own_pace(capsys, monkeypatch):
+    said = eta_line(monkeypatch, capsys, 2, 2, [(50, "a", 1), (100, "a", 2), (100, "b", 1)], "a")
     # The stage's pace says 35 s (one iteration left, 3 done in 105 s); the slow run's own
     # says its second iteration, 100 s, of which 5 have passed.
     assert said.endswith("ETA 1m35s"), said
 
 
 def test_a_run_that_just_ended_adds_nothing_to_the_eta(capsys, monkeypatch):
-    now = [0.0]
-    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
-    lines = ProgressLines("trials", 3, 1, "eval/return", "max")
-    a, b = trial("a"), trial("b")
-    lines.on_trial_start(0, [a], a)
-    lines.on_trial_start(0, [a, b], b)
-    now[0] = 10.0
-    lines.on_trial_result(0, [a, b], b, {"iteration": 1, "eval/return": 0.1})
-    now[0] = 300.0
-    lines.on_trial_result(0, [a, b], a, {"iteration": 1, "eval/return": 0.1})
-    lines.on_trial_complete(0, [a, b], a)  # still RUNNING to Ray while its callbacks run
-    # One run of one iteration left at the stage's pace (2 in 300 s): 150 s, not a's 300.
-    assert capsys.readouterr().out.splitlines()[-1].endswith("ETA 2m30s")
+    said = eta_line(monkeypatch, capsys, 3, 1, [(10, "b", 1), (295, "a", 1)], "a")
+    # One run of one iteration left at the stage's pace (2 in 300 s): 150 s, not a's 295.
+    assert said.endswith("ETA 2m30s"), said
