@@ -309,10 +309,13 @@ def padded(plan: list[int]) -> list[int]:
 
 
 def _perturbation(env, rng: np.random.Generator) -> int:
-    """A random left, right or forward; forward only where it cannot end the episode in lava."""
-    ahead = env.unwrapped.grid.get(*env.unwrapped.front_pos)
+    """A random left, right or forward; forward only where it cannot end the episode without
+    a reward (into lava, or beside the wrong object of a Memory task)."""
+    u = env.unwrapped
+    ahead = u.grid.get(*u.front_pos)
     choices = [Actions.left, Actions.right]
-    if ahead is None or ahead.type != "lava":
+    failure = getattr(u, "failure_pos", None)
+    if (ahead is None or ahead.type != "lava") and tuple(u.front_pos) != failure:
         choices.append(Actions.forward)
     return int(rng.choice(choices))
 

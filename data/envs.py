@@ -1,11 +1,14 @@
 """Which MiniGrid and BabyAI environments the search supports, who demonstrates each, how to
 make them, and which seeds to use.
 
-Two kinds of task are supported, both judged a success when the episode terminates with a
+Three kinds of task are supported, all judged a success when the episode terminates with a
 reward (MiniGrid's ``1 - 0.9 * steps / max_steps``):
 
 * *reach the goal* (FAMILIES): the mission never varies; the shortest-path expert
   (data/expert.py) or the explorer (data/explorer.py) demonstrates them;
+* *remember what was seen* (MEMORY): the object seen in the start room is to be matched at
+  the end of a hallway, where it is out of view; an expert that looks at it first
+  (data/matching.py) demonstrates them;
 * *missions in words* (INSTRUCTED MiniGrid tasks and BabyAI's levels): a key in another room,
   an object to pick up or to put next to another, doors to open in order; the mission varies
   from episode to episode and the policy reads it (data/missions.py); minigrid's BabyAIBot
@@ -41,6 +44,7 @@ FAMILIES = (
     "DoorKey",
     "MultiRoom",
 )
+MEMORY = "Memory"
 INSTRUCTED = tuple(INSTRUCTIONS)  # MiniGrid tasks whose mission the bot can be told
 BABYAI = "BabyAI"
 EXAMPLE_ENV_ID = "MiniGrid-DoorKey-8x8-v0"
@@ -97,7 +101,7 @@ def family_of(env_id: str) -> str | None:
     if env_id.startswith(f"{BABYAI}-"):
         return BABYAI
     name = env_id.removeprefix("MiniGrid-")
-    matches = [f for f in (*FAMILIES, *INSTRUCTED) if name.startswith(f)]
+    matches = [f for f in (*FAMILIES, MEMORY, *INSTRUCTED) if name.startswith(f)]
     return max(matches, key=len) if env_id.startswith("MiniGrid-") and matches else None
 
 
@@ -127,7 +131,7 @@ def supported_env_ids() -> tuple[str, ...]:
 
 def by_family() -> dict[str, tuple[str, list[str]]]:
     """Family -> (what kind of task it is and who demonstrates it, its supported ids): the
-    reach-the-goal families, then MiniGrid's missions in words, then BabyAI's levels."""
+    reach-the-goal families, Memory, MiniGrid's missions in words, then BabyAI's levels."""
     grouped: dict[str, tuple[str, list[str]]] = {}
     for env_id in supported_env_ids():
         family = family_of(env_id)
@@ -135,10 +139,12 @@ def by_family() -> dict[str, tuple[str, list[str]]]:
             expert = "BabyAI's levels, missions in words; expert: minigrid's BabyAIBot"
         elif family in INSTRUCTED:
             expert = "mission in words; expert: BabyAIBot, told the task's instruction"
+        elif family == MEMORY:
+            expert = "match the object seen at the start; expert: looks at it, then matches it"
         else:
             expert = "reach the goal; expert: shortest path (or the explorer)"
         grouped.setdefault(family, (expert, []))[1].append(env_id)
-    order = [*FAMILIES, *INSTRUCTED, BABYAI]
+    order = [*FAMILIES, MEMORY, *INSTRUCTED, BABYAI]
     return dict(sorted(grouped.items(), key=lambda item: order.index(item[0])))
 
 

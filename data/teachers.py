@@ -6,9 +6,10 @@ share this, one teacher an episode.
 * ``explorer``: an expert that acts only on what the agent has seen. On reach-the-goal tasks
   the explorer of data/explorer.py, which follows the episode's views, so it must see every
   step's observation; on missions in words minigrid's BabyAIBot (data/bot.py), which keeps
-  its own mask of what the agent has seen;
+  its own mask of what the agent has seen; on Memory the expert that looks at the start
+  room's object before it goes to the match (data/matching.py);
 * ``auto``: the task's own expert, ``shortest`` where it can plan (reach the goal), the bot
-  where the mission is in words.
+  where the mission is in words, the matching expert on Memory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Callable, Sequence
 
 from data.blocks import Progress, in_blocks
 from data.bot import LOOK_AHEAD, Following, episode_length, instruct
-from data.envs import BABYAI, family_of, full_state, instructed, make_env
+from data import matching
+from data.envs import BABYAI, MEMORY, family_of, full_state, instructed, make_env
 from data.errors import BadInput
 from data.expert import PlanCache, shortest_plan
 from data.explorer import Explorer
@@ -28,13 +30,17 @@ from data.labels import Expert
 def expert_for(env_id: str, expert: Expert) -> Expert:
     """The expert that labels ``env_id`` when ``expert`` is asked for (``auto`` resolved);
     BadInput where it cannot."""
-    if not instructed(env_id):
+    if family_of(env_id) != MEMORY and not instructed(env_id):
         return "shortest" if expert == "auto" else expert
     if expert == "shortest":
+        why = (
+            "its expert must see the start room's object before it goes to the match"
+            if family_of(env_id) == MEMORY
+            else "has a mission in words, which minigrid's BabyAIBot follows"
+        )
         raise BadInput(
-            f"data.expert=shortest plans on the whole grid of reach-the-goal tasks; {env_id} "
-            "has a mission in words, which minigrid's BabyAIBot follows: use data.expert=auto "
-            "or explorer"
+            f"data.expert=shortest plans on the whole grid of reach-the-goal tasks; {env_id}: "
+            f"{why}; use data.expert=auto or explorer"
         )
     return "explorer"
 
@@ -78,6 +84,8 @@ def teachers(expert: Expert, env_id: str, look_ahead: int = LOOK_AHEAD):
     expert = expert_for(env_id, expert)
     if instructed(env_id):
         return lambda env: Following(told(env), look_ahead)
+    if family_of(env_id) == MEMORY:
+        return matching.Matching
     if expert == "explorer":
         return Exploring
     cache = PlanCache()
@@ -89,6 +97,8 @@ def expert_length(env) -> int:
     episode, the yardstick of a policy's episode length (0 where it cannot finish)."""
     if instructed(env.spec.id):
         return episode_length(told(env))
+    if family_of(env.spec.id) == MEMORY:
+        return matching.episode_length(env)
     return len(shortest_plan(env))
 
 

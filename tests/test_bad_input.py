@@ -80,7 +80,7 @@ def files(tmp_path_factory):
 
 BAD = {
     "unknown env": ("data", "--env", "NotAnEnv-v0"),
-    "unsupported family": ("train", "--env", "MiniGrid-MemoryS7-v0"),
+    "unsupported family": ("train", "--env", "MiniGrid-LockedRoom-v0"),
     "id the expert does not solve": ("train", "--env", "BabyAI-KeyInBox-v0"),
     "shortest expert on a mission": (
         "train",
@@ -88,6 +88,13 @@ BAD = {
         "BabyAI-GoToLocal-v0",
         "--set",
         "data.expert=shortest",
+    ),
+    "shortest expert on memory": (
+        "data",
+        "--env",
+        "MiniGrid-MemoryS7-v0",
+        "--expert",
+        "shortest",
     ),
     "horizon beyond the bot's look ahead": (
         "train",
@@ -181,6 +188,7 @@ SAYS = {
     "compare of a folder that is no run": "neither a search folder",
     "id the expert does not solve": "the key lies in a box",
     "shortest expert on a mission": "data.expert=auto",
+    "shortest expert on memory": "must see the start room's object",
     "horizon beyond the bot's look ahead": "use at most 16",
     "checkpoint as config": "not a text file",
     "folder as config": "is a folder",
