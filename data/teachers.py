@@ -17,9 +17,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
+from data import matching
 from data.blocks import Progress, in_blocks
 from data.bot import LOOK_AHEAD, Following, episode_length, instruct
-from data import matching
 from data.envs import BABYAI, MEMORY, family_of, full_state, instructed, make_env
 from data.errors import BadInput
 from data.expert import PlanCache, shortest_plan
