@@ -24,7 +24,14 @@ import numpy as np
 from minigrid.core.actions import Actions
 
 from data.blocks import Progress, in_blocks
-from data.envs import CHAINED_MISSION_WORDS, check_env_id, episode_seeds, instructed, make_env
+from data.envs import (
+    CHAINED_MISSION_WORDS,
+    check_env_id,
+    episode_seeds,
+    instructed,
+    make_env,
+    mission_words,
+)
 from data.errors import BadInput, command
 from data.files import write_atomically
 from data.labels import PLAN_LENGTH, Expert
@@ -298,7 +305,7 @@ def demonstrate(env, obs, teacher, rng: np.random.Generator, noise: float) -> De
 def mission_of(env_id: str, mission: str) -> np.ndarray:
     """The stored words of an episode's mission: its word ids where the task's mission varies
     (all PAD where it never does: then nothing reads it)."""
-    if not instructed(env_id):
+    if not mission_words(env_id):
         return np.zeros(CHAINED_MISSION_WORDS, dtype=np.uint8)
     return mission_tokens(mission, CHAINED_MISSION_WORDS)
 

@@ -4,8 +4,9 @@ make them, and which seeds to use.
 Three kinds of task are supported, all judged a success when the episode terminates with a
 reward (MiniGrid's ``1 - 0.9 * steps / max_steps``):
 
-* *reach the goal* (FAMILIES): the mission never varies; the shortest-path expert
-  (data/expert.py) or the explorer (data/explorer.py) demonstrates them;
+* *reach the goal* (FAMILIES): the shortest-path expert (data/expert.py) or the explorer
+  (data/explorer.py) demonstrates them; the mission never varies, but in LockedRoom, where it
+  says which room holds the key and which door it opens (WORDED_GOALS: the policy reads it);
 * *remember what was seen* (MEMORY): the object seen in the start room is to be matched at
   the end of a hallway, where it is out of view; an expert that looks at it first
   (data/matching.py) demonstrates them;
@@ -43,7 +44,13 @@ FAMILIES = (
     "DistShift",
     "DoorKey",
     "MultiRoom",
+    "LockedRoom",
 )
+# Reach-the-goal families whose mission varies and tells the way, and how many words it has:
+# LockedRoom's names the key's room and the locked door's colour ("get the red key from the
+# blue room, unlock the red door and go to the goal"). The policy reads it; the experts plan
+# as on any reach-the-goal task.
+WORDED_GOALS = {"LockedRoom": 17}
 MEMORY = "Memory"
 INSTRUCTED = tuple(INSTRUCTIONS)  # MiniGrid tasks whose mission the bot can be told
 BABYAI = "BabyAI"
@@ -114,6 +121,8 @@ def instructed(env_id: str) -> bool:
 def mission_words(env_id: str) -> int:
     """How many words of its mission a policy on ``env_id`` reads: none where the mission
     never varies."""
+    if family_of(env_id) in WORDED_GOALS:
+        return WORDED_GOALS[family_of(env_id)]
     if not instructed(env_id):
         return 0
     return CHAINED_MISSION_WORDS if any(c in env_id for c in CHAINED) else MISSION_WORDS
@@ -141,6 +150,8 @@ def by_family() -> dict[str, tuple[str, list[str]]]:
             expert = "mission in words; expert: BabyAIBot, told the task's instruction"
         elif family == MEMORY:
             expert = "match the object seen at the start; expert: looks at it, then matches it"
+        elif family in WORDED_GOALS:
+            expert = "reach the goal, the way the mission says; expert: shortest path (or explorer)"
         else:
             expert = "reach the goal; expert: shortest path (or the explorer)"
         grouped.setdefault(family, (expert, []))[1].append(env_id)

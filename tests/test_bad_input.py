@@ -80,7 +80,7 @@ def files(tmp_path_factory):
 
 BAD = {
     "unknown env": ("data", "--env", "NotAnEnv-v0"),
-    "unsupported family": ("train", "--env", "MiniGrid-LockedRoom-v0"),
+    "unsupported family": ("train", "--env", "MiniGrid-Playground-v0"),
     "id the expert does not solve": ("train", "--env", "BabyAI-KeyInBox-v0"),
     "shortest expert on a mission": (
         "train",

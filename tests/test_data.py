@@ -44,7 +44,7 @@ def _bad_input_message(call, *args) -> str:
 @pytest.mark.parametrize(
     "env_id, says",
     [
-        ("MiniGrid-LockedRoom-v0", "not of a family this search supports"),
+        ("MiniGrid-Playground-v0", "not of a family this search supports"),
         ("NotAnEnv-v0", "not a registered gymnasium id"),
         ("BabyAI-KeyInBox-v0", "the key lies in a box"),
         ("BabyAI-GoToLocl-v0", "did you mean BabyAI-GoToLocal-v0?"),
@@ -278,7 +278,7 @@ def test_cached_regenerates_a_corrupt_file(tmp_path):
 
 
 def test_cached_rejects_an_unsupported_env(tmp_path):
-    _bad_input_message(cached, "MiniGrid-LockedRoom-v0", 2, 0, tmp_path)
+    _bad_input_message(cached, "MiniGrid-Playground-v0", 2, 0, tmp_path)
     assert not list(tmp_path.iterdir())
 
 

@@ -122,7 +122,7 @@ def test_bad_flags_are_refused_by_the_parser(flags, message):
         ({"max_iters": 3, "grace_period": 4}, "--grace-period 4 is more than --max-iters 3"),
         ({"reduction_factor": 1.0}, "--reduction-factor is 1.0: use more than 1"),
         ({"metric": "eval/fun"}, "--metric is 'eval/fun'"),
-        ({"env": "MiniGrid-LockedRoom-v0"}, "not of a family this search supports"),
+        ({"env": "MiniGrid-Playground-v0"}, "not of a family this search supports"),
     ],
 )
 def test_settings_from_the_python_api_are_checked_too(changes, message):

@@ -166,6 +166,21 @@ def test_every_supported_task_has_words_the_vocabulary_knows():
                 assert tokens.any(), env_id
 
 
+def test_locked_room_is_reached_as_any_goal_and_its_mission_is_read_whole():
+    env_id = "MiniGrid-LockedRoom-v0"
+    assert not instructed(env_id) and teachers.expert_for(env_id, "auto") == "shortest"
+    demos, meta = generate(env_id, 4, seed=0, noise=0.3)
+    assert meta["expert_success_rate"] == 1.0
+    words = mission_words(tiny(env_id))
+    env = make_env(env_id)
+    for env_seed, stored in zip(demos.env_seed, demos.mission, strict=True):
+        env.reset(seed=int(env_seed))
+        said = env.unwrapped.mission  # "get the red key from the blue room, unlock ..."
+        assert np.array_equal(stored[:words], mission_tokens(said, words)), "every word"
+        assert stored[words - 1] == VOCABULARY.index("goal") and not stored[words:].any()
+    assert len({bytes(m) for m in demos.mission}) > 1, "the mission varies"
+
+
 def test_a_word_outside_the_vocabulary_is_bad_input():
     with pytest.raises(BadInput, match="'teleport'"):
         mission_tokens("teleport to the red ball", 16)
