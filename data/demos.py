@@ -26,8 +26,10 @@ from minigrid.core.actions import Actions
 from data.blocks import Progress, in_blocks
 from data.envs import (
     CHAINED_MISSION_WORDS,
+    DODGING,
     check_env_id,
     episode_seeds,
+    family_of,
     instructed,
     make_env,
     mission_words,
@@ -317,12 +319,18 @@ def padded(plan: list[int]) -> list[int]:
 
 def _perturbation(env, rng: np.random.Generator) -> int:
     """A random left, right or forward; forward only where it cannot end the episode without
-    a reward (into lava, or beside the wrong object of a Memory task)."""
+    a reward: into lava, beside the wrong object of a Memory task, or, among moving
+    obstacles, into anything but the goal."""
     u = env.unwrapped
     ahead = u.grid.get(*u.front_pos)
     choices = [Actions.left, Actions.right]
-    failure = getattr(u, "failure_pos", None)
-    if (ahead is None or ahead.type != "lava") and tuple(u.front_pos) != failure:
+    ends = (
+        ahead is not None and ahead.type != "goal"
+        if family_of(env.spec.id) == DODGING
+        else (ahead is not None and ahead.type == "lava")
+        or tuple(u.front_pos) == getattr(u, "failure_pos", None)
+    )
+    if not ends:
         choices.append(Actions.forward)
     return int(rng.choice(choices))
 

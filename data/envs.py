@@ -1,12 +1,15 @@
 """Which MiniGrid and BabyAI environments the search supports, who demonstrates each, how to
 make them, and which seeds to use.
 
-Three kinds of task are supported, all judged a success when the episode terminates with a
+Four kinds of task are supported, all judged a success when the episode terminates with a
 reward (MiniGrid's ``1 - 0.9 * steps / max_steps``):
 
 * *reach the goal* (FAMILIES): the shortest-path expert (data/expert.py) or the explorer
   (data/explorer.py) demonstrates them; the mission never varies, but in LockedRoom, where it
   says which room holds the key and which door it opens (WORDED_GOALS: the policy reads it);
+* *dodge* (DODGING): reach the goal while balls move about the room, where walking into one
+  (or into a wall) ends the episode; an expert that plans around them afresh at every step
+  (data/dodging.py) demonstrates them;
 * *remember what was seen* (MEMORY): the object seen in the start room is to be matched at
   the end of a hallway, where it is out of view; an expert that looks at it first
   (data/matching.py) demonstrates them;
@@ -52,6 +55,7 @@ FAMILIES = (
 # as on any reach-the-goal task.
 WORDED_GOALS = {"LockedRoom": 17}
 MEMORY = "Memory"
+DODGING = "Dynamic-Obstacles"  # reach the goal around balls that move at every step
 INSTRUCTED = tuple(INSTRUCTIONS)  # MiniGrid tasks whose mission the bot can be told
 BABYAI = "BabyAI"
 EXAMPLE_ENV_ID = "MiniGrid-DoorKey-8x8-v0"
@@ -108,7 +112,7 @@ def family_of(env_id: str) -> str | None:
     if env_id.startswith(f"{BABYAI}-"):
         return BABYAI
     name = env_id.removeprefix("MiniGrid-")
-    matches = [f for f in (*FAMILIES, MEMORY, *INSTRUCTED) if name.startswith(f)]
+    matches = [f for f in (*FAMILIES, DODGING, MEMORY, *INSTRUCTED) if name.startswith(f)]
     return max(matches, key=len) if env_id.startswith("MiniGrid-") and matches else None
 
 
@@ -148,6 +152,8 @@ def by_family() -> dict[str, tuple[str, list[str]]]:
             expert = "BabyAI's levels, missions in words; expert: minigrid's BabyAIBot"
         elif family in INSTRUCTED:
             expert = "mission in words; expert: BabyAIBot, told the task's instruction"
+        elif family == DODGING:
+            expert = "reach the goal, never into a moving ball; expert: plans around them"
         elif family == MEMORY:
             expert = "match the object seen at the start; expert: looks at it, then matches it"
         elif family in WORDED_GOALS:
@@ -155,7 +161,7 @@ def by_family() -> dict[str, tuple[str, list[str]]]:
         else:
             expert = "reach the goal; expert: shortest path (or the explorer)"
         grouped.setdefault(family, (expert, []))[1].append(env_id)
-    order = [*FAMILIES, MEMORY, *INSTRUCTED, BABYAI]
+    order = [*FAMILIES, DODGING, MEMORY, *INSTRUCTED, BABYAI]
     return dict(sorted(grouped.items(), key=lambda item: order.index(item[0])))
 
 

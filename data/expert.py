@@ -17,9 +17,12 @@ deterministic.
 
 from collections import deque
 from functools import cache
+from types import SimpleNamespace
 
 from minigrid.core.actions import Actions  # the action vocabulary: left 0 ... done 6
 from minigrid.core.constants import DIR_TO_VEC
+from minigrid.core.grid import Grid
+from minigrid.core.world_object import Goal, Lava, Wall
 
 LEFT, RIGHT, FORWARD = int(Actions.left), int(Actions.right), int(Actions.forward)
 PICKUP, TOGGLE = int(Actions.pickup), int(Actions.toggle)
@@ -156,6 +159,25 @@ def plan_on(layout: _Layout) -> list[int]:
                 queue.append(following)
 
     raise RuntimeError("no sequence of actions reaches the goal from this layout")
+
+
+def plan_around(u, target: tuple[int, int], avoid=()) -> list[int] | None:
+    """The fewest turns and steps that take the agent of the unwrapped env ``u`` onto the
+    cell ``target`` (or to face it, where an object stands there), never onto a cell of
+    ``avoid``, every object on the way standing as a wall: for the tasks whose objects are
+    not there to be carried (the Memory task's, the moving obstacles). None where there is
+    no way."""
+    grid = Grid(u.grid.width, u.grid.height)
+    wall = Wall()
+    grid.grid = [None if obj is None or obj.type == "goal" else wall for obj in u.grid.grid]
+    for cell in avoid:
+        grid.set(*cell, Lava())
+    grid.set(*target, Goal())
+    me = SimpleNamespace(grid=grid, carrying=None, agent_pos=u.agent_pos, agent_dir=u.agent_dir)
+    try:
+        return plan_on(_Layout(me))
+    except RuntimeError:
+        return None
 
 
 def _can_open(layout: _Layout, door: int, carried: int) -> bool:

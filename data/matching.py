@@ -22,12 +22,8 @@ takes from the object it saw.
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
-from minigrid.core.grid import Grid
-from minigrid.core.world_object import Goal, Lava, Wall
-
-from data.expert import _Layout, plan_on
+from data.expert import plan_around
 from data.known_map import UNSEEN, KnownMap
 from data.view import observation
 
@@ -46,23 +42,6 @@ def start_object(u) -> tuple[int, int]:
     return min(cells)
 
 
-def plan_to(u, target: tuple[int, int], avoid: list[tuple[int, int]]) -> list[int] | None:
-    """The shortest way, on ``u``'s walls, onto ``target`` (or to face it, where an object
-    stands there), never onto a cell of ``avoid``; objects block the way as walls do (the
-    Memory task's pickup does nothing)."""
-    grid = Grid(u.grid.width, u.grid.height)
-    wall, goal, lava = Wall(), Goal(), Lava()
-    grid.grid = [None if obj is None else wall for obj in u.grid.grid]
-    grid.set(*target, goal)
-    for cell in avoid:
-        grid.set(*cell, lava)
-    me = SimpleNamespace(grid=grid, carrying=None, agent_pos=u.agent_pos, agent_dir=u.agent_dir)
-    try:
-        return plan_on(_Layout(me))
-    except RuntimeError:
-        return None
-
-
 class Matching:
     """The expert as the teacher of one episode: what the agent has seen, and the plan that
     follows from it (``label``, from each step's view)."""
@@ -78,9 +57,9 @@ class Matching:
         self.known.observe(obs["image"], u.agent_dir, u.agent_pos)
         match, other = self.sides
         if self.known.cell(*self.start_object)[0] == UNSEEN:
-            plan = plan_to(u, self.start_object, avoid=[match, other])
+            plan = plan_around(u, self.start_object, avoid=[match, other])
         else:
-            plan = plan_to(u, match, avoid=[other])
+            plan = plan_around(u, match, avoid=[other])
         return tuple(plan) if plan else None
 
     def moved(self, plan, action: int, env) -> None:

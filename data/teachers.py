@@ -8,6 +8,8 @@ share this, one teacher an episode.
   step's observation; on missions in words minigrid's BabyAIBot (data/bot.py), which keeps
   its own mask of what the agent has seen; on Memory the expert that looks at the start
   room's object before it goes to the match (data/matching.py);
+* on Dynamic-Obstacles, ``shortest`` is the expert that plans around the obstacles where
+  they stand, afresh at every step (data/dodging.py); no explorer serves there;
 * ``auto``: the task's own expert, ``shortest`` where it can plan (reach the goal), the bot
   where the mission is in words, the matching expert on Memory.
 """
@@ -17,32 +19,36 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-from data import matching
+from data import dodging, matching
 from data.blocks import Progress, in_blocks
 from data.bot import LOOK_AHEAD, Following, episode_length, instruct
-from data.envs import BABYAI, MEMORY, family_of, full_state, instructed, make_env
+from data.envs import BABYAI, DODGING, MEMORY, family_of, full_state, instructed, make_env
 from data.errors import BadInput
 from data.expert import PlanCache, shortest_plan
 from data.explorer import Explorer
 from data.labels import Expert
 
+# Tasks with one expert of their own, and why the other cannot serve there.
+ONLY = {
+    MEMORY: ("explorer", "its expert must see the start room's object before it goes to the match"),
+    DODGING: (
+        "shortest",
+        "its expert plans around the obstacles where they stand, on the whole grid",
+    ),
+}
+IN_WORDS = ("explorer", "it has a mission in words, which minigrid's BabyAIBot follows")
+
 
 def expert_for(env_id: str, expert: Expert) -> Expert:
     """The expert that labels ``env_id`` when ``expert`` is asked for (``auto`` resolved);
     BadInput where it cannot."""
-    if family_of(env_id) != MEMORY and not instructed(env_id):
-        return "shortest" if expert == "auto" else expert
-    if expert == "shortest":
-        why = (
-            "its expert must see the start room's object before it goes to the match"
-            if family_of(env_id) == MEMORY
-            else "has a mission in words, which minigrid's BabyAIBot follows"
-        )
-        raise BadInput(
-            f"data.expert=shortest plans on the whole grid of reach-the-goal tasks; {env_id}: "
-            f"{why}; use data.expert=auto or explorer"
-        )
-    return "explorer"
+    family = family_of(env_id)
+    own, why = IN_WORDS if instructed(env_id) else ONLY.get(family, ("shortest", ""))
+    if expert == "auto" or expert == own or not why:
+        return own if expert == "auto" else expert
+    raise BadInput(
+        f"data.expert={expert} cannot label {env_id}: {why}; use data.expert=auto or {own}"
+    )
 
 
 class Shortest:
@@ -86,6 +92,8 @@ def teachers(expert: Expert, env_id: str, look_ahead: int = LOOK_AHEAD):
         return lambda env: Following(told(env), look_ahead)
     if family_of(env_id) == MEMORY:
         return matching.Matching
+    if family_of(env_id) == DODGING:
+        return dodging.Dodging
     if expert == "explorer":
         return Exploring
     cache = PlanCache()
@@ -99,6 +107,8 @@ def expert_length(env) -> int:
         return episode_length(told(env))
     if family_of(env.spec.id) == MEMORY:
         return matching.episode_length(env)
+    if family_of(env.spec.id) == DODGING:
+        return dodging.episode_length(env)
     return len(shortest_plan(env))
 
 

@@ -9,7 +9,16 @@ import pytest
 from minigrid.minigrid_env import MiniGridEnv
 
 from data.bot import Bot, Stuck
-from data.envs import MEMORY, family_of, full_state, instructed, make_env, reach_the_goal_ids
+from data.dodging import Dodging
+from data.envs import (
+    DODGING,
+    MEMORY,
+    family_of,
+    full_state,
+    instructed,
+    make_env,
+    reach_the_goal_ids,
+)
 from data.expert import shortest_plan
 from data.matching import Matching
 from data.teachers import told
@@ -22,8 +31,10 @@ def minigrid_observation(u) -> dict:
 
 def expert_action(env) -> int | None:
     """The task's expert's next action from here: the shortest plan's first, or on a mission in
-    words what a fresh BabyAIBot suggests, on Memory the matching expert's from this view (None
-    where it has nothing)."""
+    words what a fresh BabyAIBot suggests, on Memory the matching expert's from this view, among
+    moving obstacles the way around them (None where it has nothing)."""
+    if family_of(env.spec.id) == DODGING:
+        return Dodging(env).label(env, None)[0]
     if family_of(env.spec.id) == MEMORY:
         plan = Matching(env).label(env, observation(env.unwrapped))
         return plan[0] if plan else None
@@ -52,11 +63,12 @@ def wander(env, seed: int, steps: int, rng: np.random.Generator):
             break
 
 
-# Every reach-the-goal id, a Memory task (walls that hide), and one of each family with a
-# mission in words (objects to carry, boxes, several doors and keys).
+# Every reach-the-goal id, a Memory task (walls that hide), moving obstacles, and one of each
+# family with a mission in words (objects to carry, boxes, several doors and keys).
 VIEWED = [
     *reach_the_goal_ids(),
     "MiniGrid-MemoryS13Random-v0",
+    "MiniGrid-Dynamic-Obstacles-Random-6x6-v0",
     "MiniGrid-KeyCorridorS3R2-v0",
     "MiniGrid-BlockedUnlockPickup-v0",
     "MiniGrid-PutNear-8x8-N3-v0",
