@@ -8,8 +8,8 @@ share this, one teacher an episode.
   step's observation; on missions in words minigrid's BabyAIBot (data/bot.py), which keeps
   its own mask of what the agent has seen; on Memory the expert that looks at the start
   room's object before it goes to the match (data/matching.py);
-* on Dynamic-Obstacles, ``shortest`` is the expert that plans around the obstacles where
-  they stand, afresh at every step (data/dodging.py); no explorer serves there;
+* on Dynamic-Obstacles, whichever is asked, the expert that plans around the obstacles where
+  they stand, afresh at every step (data/dodging.py), named ``shortest``;
 * ``auto``: the task's own expert, ``shortest`` where it can plan (reach the goal), the bot
   where the mission is in words, the matching expert on Memory.
 """
@@ -28,27 +28,26 @@ from data.expert import PlanCache, shortest_plan
 from data.explorer import Explorer
 from data.labels import Expert
 
-# Tasks with one expert of their own, and why the other cannot serve there.
-ONLY = {
-    MEMORY: ("explorer", "its expert must see the start room's object before it goes to the match"),
-    DODGING: (
-        "shortest",
-        "its expert plans around the obstacles where they stand, on the whole grid",
-    ),
+# Tasks the whole-grid expert cannot serve, and why.
+NOT_SHORTEST = {
+    MEMORY: "its expert must see the start room's object before it goes to the match",
+    BABYAI: "it has a mission in words, which minigrid's BabyAIBot follows",
 }
-IN_WORDS = ("explorer", "it has a mission in words, which minigrid's BabyAIBot follows")
 
 
 def expert_for(env_id: str, expert: Expert) -> Expert:
     """The expert that labels ``env_id`` when ``expert`` is asked for (``auto`` resolved);
-    BadInput where it cannot."""
+    BadInput where it cannot. Among moving obstacles the one expert there serves both names
+    (it plans on the room, which the agent sees nearly whole): ``shortest``."""
     family = family_of(env_id)
-    own, why = IN_WORDS if instructed(env_id) else ONLY.get(family, ("shortest", ""))
-    if expert == "auto" or expert == own or not why:
-        return own if expert == "auto" else expert
-    raise BadInput(
-        f"data.expert={expert} cannot label {env_id}: {why}; use data.expert=auto or {own}"
-    )
+    why = NOT_SHORTEST.get(BABYAI if instructed(env_id) else family)
+    if family == DODGING or (expert == "auto" and not why):
+        return "shortest"
+    if expert == "shortest" and why:
+        raise BadInput(
+            f"data.expert=shortest cannot label {env_id}: {why}; use data.expert=auto or explorer"
+        )
+    return "explorer" if expert == "auto" else expert
 
 
 class Shortest:

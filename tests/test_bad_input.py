@@ -96,13 +96,6 @@ BAD = {
         "--expert",
         "shortest",
     ),
-    "explorer among moving obstacles": (
-        "train",
-        "--env",
-        "MiniGrid-Dynamic-Obstacles-5x5-v0",
-        "--set",
-        "data.expert=explorer",
-    ),
     "horizon beyond the bot's look ahead": (
         "train",
         "--env",
@@ -196,7 +189,6 @@ SAYS = {
     "id the expert does not solve": "the key lies in a box",
     "shortest expert on a mission": "data.expert=auto",
     "shortest expert on memory": "must see the start room's object",
-    "explorer among moving obstacles": "use data.expert=auto or shortest",
     "horizon beyond the bot's look ahead": "use at most 16",
     "checkpoint as config": "not a text file",
     "folder as config": "is a folder",

@@ -9,9 +9,14 @@ from data.demos import generate
 from data.dodging import Dodging
 from data.envs import DODGING, by_family, make_env
 from data.expert import FORWARD
-from data.teachers import expert_length
+from data.teachers import expert_for, expert_length
 
 DODGING_IDS = by_family()[DODGING][1]
+
+
+def test_its_one_expert_serves_every_name_a_search_may_ask_for():
+    for asked in ("auto", "shortest", "explorer"):
+        assert expert_for("MiniGrid-Dynamic-Obstacles-8x8-v0", asked) == "shortest"
 
 
 @pytest.mark.parametrize("env_id", DODGING_IDS)
