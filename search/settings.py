@@ -51,14 +51,14 @@ class Settings:
     start", gives its time and output)."""
 
     env: str = setting(
-        "MiniGrid-DoorKey-6x6-v0", "environment the trials train on (`envs` lists them)"
+        "MiniGrid-Dynamic-Obstacles-8x8-v0", "environment the trials train on (`envs` lists them)"
     )
     num_samples: int = setting(12, "trials to run", AT_LEAST_ONE)
-    max_iters: int = setting(2, "iterations of a full trial", AT_LEAST_ONE)
+    max_iters: int = setting(4, "iterations of a full trial", AT_LEAST_ONE)
     space: SpaceName = setting("default", "hyperparameters searched (search/spaces.py)")
     searcher: SearcherName = setting("tpe", "proposes configurations")
     scheduler: SchedulerName = setting("asha", "stops weak trials early (asha) or never (fifo)")
-    grace_period: int = setting(1, "ASHA's first rung, in iterations", AT_LEAST_ONE)
+    grace_period: int = setting(2, "ASHA's first rung, in iterations", AT_LEAST_ONE)
     reduction_factor: float = setting(
         2.0, "ASHA keeps 1/this of the trials at each rung", Range(1, open_low=True)
     )

@@ -28,7 +28,7 @@ from search.settings import SpaceName
 SCHEDULES = [name for name in DIFFUSION_SCHEDULES if name != "full"]
 
 
-def default(trial: optuna.Trial) -> dict:
+def named(trial: optuna.Trial) -> dict:
     """The five the user named: hidden size, depth, heads, learning rate, mask schedule; and
     the sampling temperature, which decides whether a policy can leave a loop (at 0 a policy
     is greedy, and a state it has planned from once it plans from the same way again)."""
@@ -39,6 +39,16 @@ def default(trial: optuna.Trial) -> dict:
     trial.suggest_categorical("diffusion.schedule", SCHEDULES)
     trial.suggest_float("diffusion.temperature", 0.0, 1.0, step=0.25)
     return {"model.hidden": hidden, "model.heads": hidden // head_dim}
+
+
+def default(trial: optuna.Trial) -> dict:
+    """The five the user named and the temperature (``named``), and how many of a plan's
+    actions run before the next plan (1, 2 or 4): where the world moves on its own
+    (Dynamic-Obstacles, the main job's task) a plan's later actions were made for a world
+    that is gone."""
+    real = named(trial)
+    real["diffusion.exec_steps"] = 2 ** trial.suggest_int("space.log2_exec_steps", 0, 2)
+    return real
 
 
 def plans(trial: optuna.Trial, most_sampling_steps: int) -> dict:
@@ -57,9 +67,9 @@ def plans(trial: optuna.Trial, most_sampling_steps: int) -> dict:
 
 
 def wide(trial: optuna.Trial) -> dict:
-    """The default five plus batch size, dropout, weight decay, conditioning, loss weighting,
+    """The named five plus batch size, dropout, weight decay, conditioning, loss weighting,
     plan horizon and executed steps, sampling steps and EMA."""
-    real = default(trial)
+    real = named(trial)
     real.update(plans(trial, most_sampling_steps=3))
     real["train.batch_size"] = 2 ** trial.suggest_int("space.log2_batch_size", 4, 7)
     trial.suggest_float("model.dropout", 0.0, 0.2)
@@ -71,13 +81,13 @@ def wide(trial: optuna.Trial) -> dict:
 
 
 def extended(trial: optuna.Trial) -> dict:
-    """The default five plus what decides how a policy acts where one view is not enough
+    """The named five plus what decides how a policy acts where one view is not enough
     (FourRooms), how it reads a mission in words, and how it learns from its own mistakes:
     plan horizon, executed and sampling steps, sampling temperature (above 0 a policy can
     leave a loop), encoder layout, memory (earlier steps, the map: what the `memory` preset
     adds), the expert imitated, FiLM of the view by the mission, demonstration count and
     noise, DAgger frequency and the lr schedule."""
-    real = {**default(trial), **plans(trial, most_sampling_steps=2)}
+    real = {**named(trial), **plans(trial, most_sampling_steps=2)}
     kilo_episodes = 2 ** trial.suggest_int("space.log2_kilo_episodes", 0, 2)  # 1000 .. 4000
     real["data.episodes"] = 1000 * kilo_episodes
     trial.suggest_categorical("model.layout", ["joint", "encoder"])
