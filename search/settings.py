@@ -47,8 +47,8 @@ SMOKE = {
 class Settings:
     """A search's settings. The defaults are the main job: a search that shows what it is for
     on 2 CPU cores in a few minutes, finalists included, on an environment where the preset
-    falls short within the budget, so the search has something to separate (README, "Quick
-    start", gives its time and output)."""
+    falls short at its own full recipe and most test layouts are new, so the search has
+    something to find (README, "Quick start", gives its time and output)."""
 
     env: str = setting(
         "MiniGrid-Dynamic-Obstacles-8x8-v0", "environment the trials train on (`envs` lists them)"
