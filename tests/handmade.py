@@ -19,6 +19,7 @@ SETTINGS = Settings(
     env="MiniGrid-DoorKey-5x5-v0",
     num_samples=4,
     max_iters=3,
+    grace_period=1,  # the hand-made trials stop at iteration 1, ASHA's first rung here
     finalists=2,
     finalist_seeds=2,
     test_episodes=10,
