@@ -21,6 +21,17 @@ SMOKE = ("--smoke", "--metric", "val/loss")
 torch.set_num_threads(1)
 
 
+# Environments whose per-episode checks take seconds (LockedRoom: six rooms on a 19x19 grid,
+# the explorer 110 steps an episode): their cases run in the slow tier, so that the fast tier
+# stays under 30 seconds.
+LARGE = {"MiniGrid-LockedRoom-v0"}
+
+
+def by_size(env_ids) -> list:
+    """``env_ids`` as pytest parameters, the LARGE ones marked slow."""
+    return [pytest.param(i, marks=pytest.mark.slow) if i in LARGE else i for i in env_ids]
+
+
 def cli(*args, cwd: Path, timeout: float = 600, env: dict | None = None):
     """``python run_search.py ARGS`` as a user runs it, in ``cwd``."""
     return subprocess.run(

@@ -7,7 +7,7 @@ import pytest
 from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.core.world_object import Goal
 
-from conftest import tiny
+from conftest import by_size, tiny
 from core.trainer import Trainer
 from data.demos import FORMAT_VERSION, cached, for_data
 from data.envs import make_env, reach_the_goal_ids
@@ -29,7 +29,7 @@ def explore(env, obs, steps: int = 10_000):
     return actions, False
 
 
-@pytest.mark.parametrize("env_id", reach_the_goal_ids())
+@pytest.mark.parametrize("env_id", by_size(reach_the_goal_ids()))
 def test_the_explorer_solves_every_supported_environment(env_id):
     env = make_env(env_id)
     for seed in range(5):

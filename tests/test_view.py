@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from minigrid.minigrid_env import MiniGridEnv
 
+from conftest import by_size
 from data.bot import Bot, Stuck
 from data.dodging import Dodging
 from data.envs import (
@@ -80,7 +81,7 @@ VIEWED = [
 ]
 
 
-@pytest.mark.parametrize("env_id", VIEWED)
+@pytest.mark.parametrize("env_id", by_size(VIEWED))
 def test_view_and_state_are_minigrids(env_id):
     env = make_env(env_id)
     rng = np.random.default_rng(0)
