@@ -82,6 +82,7 @@ BAD = {
     "unknown env": ("data", "--env", "NotAnEnv-v0"),
     "unsupported family": ("train", "--env", "MiniGrid-Playground-v0"),
     "id the expert does not solve": ("train", "--env", "BabyAI-KeyInBox-v0"),
+    "misspelt id of moving obstacles": ("train", "--env", "MiniGrid-Dynamic-Obstacle-8x8-v0"),
     "shortest expert on a mission": (
         "train",
         "--env",
@@ -189,6 +190,7 @@ SAYS = {
     "id the expert does not solve": "the key lies in a box",
     "shortest expert on a mission": "data.expert=auto",
     "shortest expert on memory": "must see the start room's object",
+    "misspelt id of moving obstacles": "did you mean MiniGrid-Dynamic-Obstacles-8x8-v0?",
     "horizon beyond the bot's look ahead": "use at most 16",
     "checkpoint as config": "not a text file",
     "folder as config": "is a folder",
