@@ -7,6 +7,8 @@
     python run_search.py train    [--config FILE] [--env ID] [--preset NAME] [--iters N]
                                   [--seeds N] [--jobs J] [--out DIR] [--set key=value ...]
     python run_search.py evaluate CHECKPOINT [--episodes N] [--seed S] [--gif FILE] [--set K=V]
+                                  [--out FILE.json] [--run FOLDER]
+    python run_search.py compare  RUN_OR_SEARCH ...  # each against the first, paired
 
 A user's mistake exits with status 2 and one line on stderr saying what is wrong and how to
 fix it; nothing already written is touched.
@@ -208,6 +210,13 @@ def add_evaluate(commands) -> None:
     )
     evaluate.add_argument("--gif", type=Path, help="save the first episode as an animated GIF")
     evaluate.add_argument("--out", type=Path, help="also write the figures to this .json file")
+    evaluate.add_argument(
+        "--run",
+        type=Path,
+        metavar="FOLDER",
+        help="also write FOLDER, which `compare` reads as a one-seed run with each test "
+        "episode's figures: pairs this way of planning with another run on the same episodes",
+    )
     evaluate.add_argument(
         "--set",
         action="append",
@@ -445,16 +454,20 @@ def run_evaluate(args) -> None:
     for path, flag in ((args.gif, "--gif"), (args.out, "--out")):
         if path is not None:
             writable_file(path, flag)  # before the rollouts, not after
+    if args.run is not None:
+        if (args.run / "metrics.json").exists():
+            raise BadInput(f"--run {args.run} already holds a run; pass a new folder")
+        writable_folder(args.run, "--run")
     # Progress on stderr: stdout is the JSON a script reads.
     say = functools.partial(print, file=sys.stderr)
     metrics = evaluate_checkpoint(
-        args.checkpoint, args.episodes, args.seed, args.gif, args.set, log=say
+        args.checkpoint, args.episodes, args.seed, args.gif, args.set, log=say, run=args.run
     )
     print(json.dumps(jsonable(metrics), indent=2))  # NaN (no success to measure) is null
     print(describe_unseen(metrics))
     if args.out is not None:
         write_json(args.out, metrics)
-    for path in (args.gif, args.out):
+    for path in (args.gif, args.out, args.run):
         if path is not None:
             print(f"wrote {path}")
 

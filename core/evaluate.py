@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.checkpoint import load_checkpoint, write_json
+from core.config import to_dict
 from core.device import pick_device
 from core.policy import Policy, policy_from_checkpoint
 from core.render import save_gif
@@ -118,14 +119,33 @@ def evaluate_checkpoint(
     gif: Path | None = None,
     sets: list[str] = (),
     log: Callable[[str], None] | None = None,
+    run: Path | None = None,
 ) -> dict[str, float]:
     """Roll a saved policy out on test episodes (block ``seed``, by default its data seed),
     planning as ``sets`` (``key=value`` of policy.PLANNING_KEYS) says where given; optionally
-    save the first episode as a GIF. ``log`` hears how far it is while it takes long."""
+    save the first episode as a GIF, and write ``run``, a folder ``compare`` reads as a
+    one-seed run (``save_run``). ``log`` hears how far it is while it takes long."""
     payload = load_checkpoint(path)
     policy = policy_from_checkpoint(payload, pick_device("auto"), sets)
     frames: list | None = [] if gif is not None else None
-    metrics = on_test_episodes(policy, episodes, policy.config.data, seed, frames, log=log)
+    tested: list[dict] = []
+    data = policy.config.data
+    metrics = on_test_episodes(policy, episodes, data, seed, frames, played=tested, log=log)
     if gif is not None:
         save_gif(frames, gif)
+    if run is not None:
+        save_run(run, policy.config, metrics, tested)
     return metrics
+
+
+def save_run(folder: Path, config, metrics: dict[str, float], tested: list[dict]) -> None:
+    """A folder laid out as a `train` run of one seed, the checkpoint's training seed:
+    ``metrics.json`` (the configuration it planned with, its test figures) and that seed's
+    test episodes, each with its own figures. ``compare`` pairs it with any run played on the
+    same test episodes: the same weights planning two ways, or two trainings."""
+    seed = str(config.train.seed)
+    write_json(
+        Path(folder) / "metrics.json",
+        {"config": to_dict(config), "seeds": {seed: metrics}, "mean": metrics},
+    )
+    save_tested(Path(folder) / f"seed{seed}", tested)

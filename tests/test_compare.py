@@ -13,6 +13,7 @@ from conftest import tiny
 from core.evaluate import TESTED
 from core.seed_runs import train_seeds
 from data.errors import BadInput
+from run_search import main
 from search.compare import compare, read_runs
 from search.record import Chosen
 
@@ -105,3 +106,24 @@ def test_a_search_s_finalists_are_paired_on_their_test_episodes(tmp_path):
     table = (tmp_path / "out" / "compare.md").read_text()
     assert "| s/incumbent | 2 | +0.000 [+0.000, +0.000] | -0.475 [" in table
     assert table.rstrip().endswith("| worse |")
+
+
+def test_the_same_weights_planning_two_ways_are_paired_through_evaluate_run(tmp_path, capsys):
+    """`evaluate --run` writes a folder `compare` reads as a one-seed run: a checkpoint played
+    greedily and at temperature 1 on the same test episodes, paired episode by episode."""
+    trained = tmp_path / "run"
+    train_seeds(tiny(), 1, trained, log=lambda line: None)
+    checkpoint = trained / "seed0" / "checkpoint.pt"
+    played = []
+    for name, temperature in (("greedy", 0), ("hot", 1)):
+        args = ["evaluate", checkpoint, "--episodes", "4", "--run", tmp_path / name]
+        assert main([*map(str, args), "--set", f"diffusion.temperature={temperature}"]) == 0
+        played.append(json.loads((tmp_path / name / "seed0" / TESTED).read_text())["episodes"])
+    assert [e["seed"] for e in played[0]] == [e["seed"] for e in played[1]], "the same episodes"
+    hot = json.loads((tmp_path / "hot" / "metrics.json").read_text())
+    assert hot["config"]["diffusion"]["temperature"] == 1, "the planning it was played with"
+    rows = compare([tmp_path / "greedy", tmp_path / "hot"], tmp_path / "out")
+    assert rows[1].tested["0"] == played[1]
+    assert "| hot | 1 |" in (tmp_path / "out" / "compare.md").read_text(), "paired, one seed"
+    code = main(["evaluate", str(checkpoint), "--run", str(tmp_path / "hot")])
+    assert code == 2 and "already holds a run" in capsys.readouterr().err
