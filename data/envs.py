@@ -144,7 +144,8 @@ def supported_env_ids() -> tuple[str, ...]:
 
 def by_family() -> dict[str, tuple[str, list[str]]]:
     """Family -> (what kind of task it is and who demonstrates it, its supported ids): the
-    reach-the-goal families, Memory, MiniGrid's missions in words, then BabyAI's levels."""
+    reach-the-goal families, Dynamic-Obstacles, Memory, MiniGrid's missions in words, then
+    BabyAI's levels."""
     grouped: dict[str, tuple[str, list[str]]] = {}
     for env_id in supported_env_ids():
         family = family_of(env_id)
