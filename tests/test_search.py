@@ -77,7 +77,7 @@ def test_the_first_trial_is_the_preset(smoke):
     first = min(experiment_snapshot(folder).values(), key=lambda trial: trial["order"])
     params = json.loads((folder / first["folder"] / "params.json").read_text())
     preset = {k: v for k, v in flat(DEFAULT).items() if k in params}
-    assert {k: params[k] for k in preset} == preset and len(preset) == len(params) == 6
+    assert {k: params[k] for k in preset} == preset and len(preset) == len(params) == 7
 
 
 def test_finalists_are_retrained_on_test_episodes_and_exported(smoke):
