@@ -16,8 +16,6 @@ the other reach-the-goal tasks.
 
 from __future__ import annotations
 
-import copy
-
 from data.expert import LEFT, plan_around
 
 
@@ -39,15 +37,3 @@ class Dodging:
 
     def moved(self, plan, action: int, env) -> None:
         """The balls have moved: the next label is planned afresh."""
-
-
-def episode_length(env) -> int:
-    """How many actions the expert takes to reach the goal from here, on a copy (0 where it
-    does not)."""
-    u = copy.deepcopy(env.unwrapped)
-    teacher = Dodging(u)
-    for length in range(1, u.max_steps - u.step_count + 1):
-        _, reward, terminated, truncated, _ = u.step(teacher.label(u, None)[0])
-        if terminated or truncated:
-            return length if reward > 0 else 0
-    return 0

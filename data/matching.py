@@ -21,18 +21,15 @@ takes from the object it saw.
 
 from __future__ import annotations
 
-import copy
-
 from data.expert import plan_around
 from data.known_map import UNSEEN, KnownMap
-from data.view import observation
 
 OBJECTS = ("key", "ball")
 
 
 def start_object(u) -> tuple[int, int]:
-    """The cell of the start room's object: of the task's three objects, the one nearest the
-    start room's wall (the two at the split lie past the hallway)."""
+    """The cell of the start room's object: of the task's three objects, the one farthest left
+    (the start room lies left of the hallway, the split right of it)."""
     cells = [
         (x, y)
         for x in range(u.grid.width)
@@ -64,19 +61,3 @@ class Matching:
 
     def moved(self, plan, action: int, env) -> None:
         """The next label comes from the next view."""
-
-
-def episode_length(env) -> int:
-    """How many actions the expert takes to end the episode from here, on a copy (0 where it
-    does not succeed)."""
-    u = copy.deepcopy(env.unwrapped)
-    teacher, obs = Matching(u), observation(u)
-    for length in range(1, u.max_steps - u.step_count + 1):
-        plan = teacher.label(u, obs)
-        if not plan:
-            return 0
-        _, reward, terminated, truncated, _ = u.step(plan[0])
-        if terminated or truncated:
-            return length if reward > 0 else 0
-        obs = observation(u)
-    return 0

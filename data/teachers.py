@@ -16,6 +16,7 @@ share this, one teacher an episode.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Sequence
 
@@ -27,7 +28,10 @@ from data.errors import BadInput
 from data.expert import PlanCache, shortest_plan
 from data.explorer import Explorer
 from data.labels import Expert
+from data.view import observation
 
+# Tasks with an expert of their own (data/matching.py, data/dodging.py).
+OWN = {MEMORY: matching.Matching, DODGING: dodging.Dodging}
 # Tasks the whole-grid expert cannot serve, and why.
 NOT_SHORTEST = {
     MEMORY: "its expert must see the start room's object before it goes to the match",
@@ -89,10 +93,8 @@ def teachers(expert: Expert, env_id: str, look_ahead: int = LOOK_AHEAD):
     expert = expert_for(env_id, expert)
     if instructed(env_id):
         return lambda env: Following(told(env), look_ahead)
-    if family_of(env_id) == MEMORY:
-        return matching.Matching
-    if family_of(env_id) == DODGING:
-        return dodging.Dodging
+    if family_of(env_id) in OWN:
+        return OWN[family_of(env_id)]
     if expert == "explorer":
         return Exploring
     cache = PlanCache()
@@ -104,11 +106,24 @@ def expert_length(env) -> int:
     episode, the yardstick of a policy's episode length (0 where it cannot finish)."""
     if instructed(env.spec.id):
         return episode_length(told(env))
-    if family_of(env.spec.id) == MEMORY:
-        return matching.episode_length(env)
-    if family_of(env.spec.id) == DODGING:
-        return dodging.episode_length(env)
+    if family_of(env.spec.id) in OWN:
+        return played_out(env, OWN[family_of(env.spec.id)])
     return len(shortest_plan(env))
+
+
+def played_out(env, teacher_of) -> int:
+    """How many actions the teacher ``teacher_of`` makes for the episode takes to end it from
+    here, played on a copy, replanning from each view (0 where it does not succeed)."""
+    u = copy.deepcopy(env.unwrapped)
+    teacher = teacher_of(u)
+    for length in range(1, u.max_steps - u.step_count + 1):
+        plan = teacher.label(u, observation(u))
+        if not plan:
+            return 0
+        _, reward, terminated, truncated, _ = u.step(plan[0])
+        if terminated or truncated:
+            return length if reward > 0 else 0
+    return 0
 
 
 Played = tuple[int, list[int]]  # an episode: its env seed and the actions taken in it
