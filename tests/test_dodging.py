@@ -4,6 +4,7 @@ every step (data/dodging.py), on the real environments."""
 import numpy as np
 import pytest
 
+from conftest import by_size
 from data import demos
 from data.demos import generate
 from data.dodging import Dodging
@@ -19,7 +20,7 @@ def test_its_one_expert_serves_every_name_a_search_may_ask_for():
         assert expert_for("MiniGrid-Dynamic-Obstacles-8x8-v0", asked) == "shortest"
 
 
-@pytest.mark.parametrize("env_id", DODGING_IDS)
+@pytest.mark.parametrize("env_id", by_size(DODGING_IDS))
 def test_the_expert_reaches_the_goal_in_every_size_with_noise(env_id):
     found, meta = generate(env_id, 20, seed=0, noise=0.3)
     assert meta["expert"] == "shortest" and meta["expert_success_rate"] == 1.0, meta

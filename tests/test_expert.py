@@ -7,6 +7,7 @@ import pytest
 from minigrid.core.actions import Actions
 from minigrid.core.world_object import Key, Wall
 
+from conftest import by_size
 from data.envs import (
     BABYAI,
     DODGING,
@@ -24,7 +25,7 @@ from data.expert import shortest_plan
 SEEDS = range(20)
 
 
-@pytest.mark.parametrize("env_id", reach_the_goal_ids())
+@pytest.mark.parametrize("env_id", by_size(reach_the_goal_ids()))
 def test_plan_reaches_the_goal(env_id):
     env = make_env(env_id)
     for seed in SEEDS:
