@@ -321,18 +321,21 @@ def _perturbation(env, rng: np.random.Generator) -> int:
     """A random left, right or forward; forward only where it cannot end the episode without
     a reward: into lava, beside the wrong object of a Memory task, or, among moving
     obstacles, into anything but the goal."""
-    u = env.unwrapped
-    ahead = u.grid.get(*u.front_pos)
     choices = [Actions.left, Actions.right]
-    ends = (
-        ahead is not None and ahead.type != "goal"
-        if family_of(env.spec.id) == DODGING
-        else (ahead is not None and ahead.type == "lava")
-        or tuple(u.front_pos) == getattr(u, "failure_pos", None)
-    )
-    if not ends:
+    if not _forward_fails(env):
         choices.append(Actions.forward)
     return int(rng.choice(choices))
+
+
+def _forward_fails(env) -> bool:
+    """Whether a step forward from here ends the episode without a reward."""
+    u = env.unwrapped
+    ahead = u.grid.get(*u.front_pos)
+    if family_of(env.spec.id) == DODGING:  # anything but the goal: a ball or a wall
+        return ahead is not None and ahead.type != "goal"
+    if ahead is not None and ahead.type == "lava":
+        return True
+    return tuple(u.front_pos) == getattr(u, "failure_pos", None)  # Memory's wrong side
 
 
 def save(demos: Demos, meta: dict, path: Path) -> None:
