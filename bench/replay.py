@@ -1,5 +1,6 @@
-"""Search efficiency on recorded learning curves: ASHA+TPE, ASHA+random, FIFO+TPE and
-FIFO+random, each replayed many times over one table of real training runs.
+"""Search efficiency on recorded learning curves: ASHA+TPE, ASHA+random, FIFO+TPE,
+FIFO+random and BOHB (Ray's TuneBOHB with HyperBandForBOHB), each replayed many times over
+one table of real training runs.
 
 Real searches cost too much for many repeats on two cores, so, as tabulated HPO benchmarks
 do (NAS-Bench, HPOBench), every point of the ``grid`` space (search/spaces.py) is trained
@@ -7,7 +8,8 @@ once for real with exactly the configuration a trial of a real search would have
 learning curve (each iteration's result) and final test figures are recorded. Searches are
 then replayed with the project's real searcher (TPE or random, the preset enqueued first)
 and real scheduler (ASHA with its tie-break, or FIFO) on a trainable that reports the
-recorded results. One trial runs at a time, so a replay is deterministic given its seed.
+recorded results; BOHB as Ray ships it, judging the same tie-broken return. One trial runs at
+a time, so a replay is deterministic given its seed. BOHB needs ``pip install -e ".[bohb]"``.
 
     python -m bench.replay record --env MiniGrid-DoorKey-8x8-v0 --max-iters 8
     python -m bench.replay compare --table results/bench/grid-DoorKey-8x8-v0-8/table.json
@@ -17,7 +19,8 @@ Target: the incumbent's (the preset's grid point) test return. A search reaches 
 trial other than the preset's own completes the full budget with a test return at least
 that high: it has found a configuration as good as the one it started from. Counted in
 trial-iterations (every iteration is the same number of optimiser steps), in the order the
-trials ran; a search that never reaches it counts all it spent. The winner is what the
+iterations ran (BOHB's HyperBand pauses trials and resumes them later); a search that never
+reaches it counts all it spent. The winner is what the
 search exports (the best completed trial by selection return), scored by its test return.
 """
 
@@ -30,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,6 +43,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from bench.measure import ROOT, emit, load, machine, median
 from core import config as cfg
+from core.metrics import TIEBREAK, TIME, judged
 from search.outcome import rank
 from search.results import experiment_state, read_trials
 from search.scheduler import make_scheduler
@@ -51,11 +56,18 @@ ARMS = {
     "asha_random": ("asha", "random"),
     "fifo_tpe": ("fifo", "tpe"),
     "fifo_random": ("fifo", "random"),
+    "bohb": ("hyperband", "bohb"),
 }
+# The return with the validation-loss tie-break (core/metrics.py), reported for BOHB: the
+# project's ASHA and TPE judge it so internally, Ray's BOHB reads it as its metric.
+JUDGED = "eval/judged_return"
+CLOCK = "replay/clock"
+CPUS = 2  # the replay's Ray instance (ray.init below), all of it to one trial
 
 
 def key(values: dict) -> str:
-    return json.dumps({k: values[k] for k in GRID}, sort_keys=True)
+    # BOHB's ConfigSpace hands back numpy scalars.
+    return json.dumps({k: values[k] for k in GRID}, sort_keys=True, default=lambda v: v.item())
 
 
 # ---- record: every grid point trained once, for real ----
@@ -104,9 +116,61 @@ def record(env: str, max_iters: int, out: Path, jobs: int) -> Path:
 
 
 def replay_trial(params: dict, curves: dict) -> None:
-    """Report the recorded results of the point ``params`` names, one iteration at a time."""
-    for result in curves[key(params)]:
-        tune.report({k: v for k, v in result.items() if v is not None})
+    """Report the recorded results of the point ``params`` names, one iteration at a time,
+    each with a checkpoint (the iterations done) so that a paused trial resumes where it was,
+    as a real trial resumes from its checkpoint; the clock orders iterations across trials."""
+    done = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            done = int((Path(folder) / "iterations").read_text())
+    for iteration, result in enumerate(curves[key(params)][done:], done + 1):
+        reported = {k: v for k, v in result.items() if v is not None}
+        reported[JUDGED] = judged("eval/return", reported["eval/return"], reported.get(TIEBREAK))
+        reported[CLOCK] = time.time()
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "iterations").write_text(str(iteration))
+            tune.report(reported, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def search_of(
+    arm: str,
+    table: dict,
+    seed: int,
+    num_samples: int,
+    grace: int,
+    factor: float,
+    folder: Path,
+    sampler=None,
+):
+    """The searcher and scheduler of ``arm``, each told its metric, the preset enqueued as
+    the first trial."""
+    scheduler_name, searcher_name = ARMS[arm]
+    max_iters = table["max_iters"]
+    incumbent = json.loads(table["incumbent"])
+    if arm == "bohb":
+        from ray.tune.schedulers import HyperBandForBOHB
+        from ray.tune.search.bohb import TuneBOHB
+
+        space = TuneBOHB.convert_search_space({k: tune.choice(v) for k, v in GRID.items()})
+        searcher = TuneBOHB(
+            space, metric=JUDGED, mode="max", points_to_evaluate=[incumbent], seed=seed
+        )
+        scheduler = HyperBandForBOHB(
+            metric=JUDGED, mode="max", max_t=max_iters, reduction_factor=factor
+        )
+        return searcher, scheduler
+    searcher = PruningAwareOptunaSearch(
+        grid,
+        sampler or make_sampler(searcher_name, seed, num_samples),
+        "eval/return",
+        "max",
+        max_iters,
+        points_to_evaluate=[incumbent],
+    )
+    scheduler = make_scheduler(scheduler_name, folder, max_iters, grace, factor)
+    scheduler.set_search_properties("eval/return", "max")
+    return searcher, scheduler
 
 
 def replay(
@@ -119,25 +183,16 @@ def replay(
     folder: Path,
     sampler=None,
 ) -> dict:
-    scheduler_name, searcher_name = ARMS[arm]
-    max_iters = table["max_iters"]
-    incumbent = json.loads(table["incumbent"])
-    searcher = PruningAwareOptunaSearch(
-        grid,
-        sampler or make_sampler(searcher_name, seed, num_samples),
-        "eval/return",
-        "max",
-        max_iters,
-        points_to_evaluate=[incumbent],
-    )
     name = f"{arm}-seed{seed}"
-    scheduler = make_scheduler(scheduler_name, folder / name, max_iters, grace, factor)
+    searcher, scheduler = search_of(
+        arm, table, seed, num_samples, grace, factor, folder / name, sampler
+    )
     curves = {key(p["values"]): p["curve"] for p in table["points"]}
+    # Every CPU a trial: one runs at a time even while HyperBand holds others paused.
+    trainable = tune.with_parameters(replay_trial, curves=curves)
     tune.Tuner(
-        tune.with_parameters(replay_trial, curves=curves),
+        tune.with_resources(trainable, {"cpu": CPUS}),
         tune_config=tune.TuneConfig(
-            metric="eval/return",
-            mode="max",
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=1),
             scheduler=scheduler,
             num_samples=num_samples,
@@ -145,7 +200,7 @@ def replay(
         ),
         run_config=tune.RunConfig(name=name, storage_path=str(folder.resolve()), verbose=0),
     ).fit()
-    return outcome(table, folder / name, max_iters)
+    return outcome(table, folder / name, table["max_iters"])
 
 
 def outcome(table: dict, folder: Path, max_iters: int) -> dict:
@@ -155,12 +210,18 @@ def outcome(table: dict, folder: Path, max_iters: int) -> dict:
     tests = {key(p["values"]): p["test"]["test/return"] for p in table["points"]}
     target = table.get("target", tests[table["incumbent"]])
     trials = read_trials(folder, max_iters)
-    snapshot = experiment_state(folder)  # one trial at a time: they ran in proposal order
-    order = sorted(trials, key=lambda t: snapshot[t.trial_id]["order"])
+    # A real search (``check``) has no replay clock; one trial at a time, Ray's timestamps
+    # (whole seconds) and the order the trials were proposed in give the same order.
+    proposed = {t: s["order"] for t, s in experiment_state(folder).items()}
+    iterations = sorted(
+        ((r.get(CLOCK, r["timestamp"]), proposed[t.trial_id], r[TIME]), t)
+        for t in trials
+        for r in t.history
+    )
     spent, reached = 0, None
-    for trial in order:
-        spent += trial.iterations
-        found = trial.status == "completed" and key(trial.params) != table["incumbent"]
+    for (_, _, iteration), trial in iterations:
+        spent += 1
+        found = iteration == max_iters and key(trial.params) != table["incumbent"]
         if reached is None and found and tests[key(trial.params)] >= target:
             reached = spent
     winner = rank(trials, "eval/return")[0]
@@ -246,7 +307,7 @@ def check(table: dict, args, out: Path) -> dict:
         with open(out / f"{name}.log", "w") as log:
             command = [sys.executable, "run_search.py", *flags]
             subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log, check=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
     replayed = replay(
         table,
         "asha_tpe",
@@ -324,7 +385,7 @@ def main() -> None:
     if args.command == "check":
         result = check(table, args, args.table.parent)
     else:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
         result = compare(table, args, out)
         ray.shutdown()
     keys = (

@@ -119,18 +119,19 @@ def control(trial: optuna.Trial) -> dict:
     return real
 
 
-# The grid of ``grid``: few enough points (24) to record every learning curve once.
+# The grid of ``grid``: few enough points (48) to record every learning curve once.
 GRID = {
     "train.lr": [1e-3, 2e-3, 4e-3, 8e-3],
     "model.hidden": [32, 64],
-    "model.depth": [1, 2, 3],
+    "model.depth": [1, 3],
+    "diffusion.exec_steps": [1, 2, 4],
 }
 
 
 def grid(trial: optuna.Trial) -> dict:
     """A discrete cut of ``default`` around the ``default`` preset, for benchmarks that
     record each point's learning curve once and replay searches over them
-    (``bench/replay.py``): learning rate, width and depth."""
+    (``bench/replay.py``): learning rate, width, depth and executed steps."""
     for key, values in GRID.items():
         trial.suggest_categorical(key, values)
     return {}
