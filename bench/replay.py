@@ -200,15 +200,20 @@ def replay(
         ),
         run_config=tune.RunConfig(name=name, storage_path=str(folder.resolve()), verbose=0),
     ).fit()
-    return outcome(table, folder / name, table["max_iters"])
+    return folder / name
 
 
-def outcome(table: dict, folder: Path, max_iters: int) -> dict:
+def incumbent_return(table: dict) -> float:
+    return next(
+        p["test"]["test/return"] for p in table["points"] if key(p["values"]) == table["incumbent"]
+    )
+
+
+def outcome(table: dict, folder: Path, target: float) -> dict:
     """Trial-iterations until a trial other than the incumbent completes with a test return
-    at least the target (the incumbent's, unless ``--target`` set another), and the exported
-    winner's test return."""
+    at least ``target``, and the exported winner's test return."""
     tests = {key(p["values"]): p["test"]["test/return"] for p in table["points"]}
-    target = table.get("target", tests[table["incumbent"]])
+    max_iters = table["max_iters"]
     trials = read_trials(folder, max_iters)
     # A real search (``check``) has no replay clock; one trial at a time, Ray's timestamps
     # (whole seconds) and the order the trials were proposed in give the same order.
@@ -236,7 +241,9 @@ def outcome(table: dict, folder: Path, max_iters: int) -> dict:
 
 
 def compare(table: dict, args, out: Path) -> dict:
-    runs = {arm: [] for arm in args.arms}
+    """Every arm replayed ``--repeats`` times, judged at each target."""
+    targets = args.target or [incumbent_return(table)]
+    runs = {target: {arm: [] for arm in args.arms} for target in targets}
     for seed in range(args.repeats):
         for arm in args.arms:  # interleaved
             sampler = None
@@ -244,9 +251,10 @@ def compare(table: dict, args, out: Path) -> dict:
                 multivariate = not args.univariate
                 sampler = make_sampler("tpe", seed, args.num_samples, args.startup, multivariate)
             factor, grace = args.reduction_factor, args.grace_period
-            found = replay(table, arm, seed, args.num_samples, grace, factor, out, sampler)
-            runs[arm].append({"seed": seed, **found})
-    return summarise(runs)
+            folder = replay(table, arm, seed, args.num_samples, grace, factor, out, sampler)
+            for target in targets:
+                runs[target][arm].append({"seed": seed, **outcome(table, folder, target)})
+    return {"by_target": [summarise(by_arm) for by_arm in runs.values()]}
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict:
@@ -254,6 +262,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
         arm: median([r["trial_iterations_to_target"] for r in rs]) for arm, rs in runs.items()
     }
     summary = {
+        "target": next(iter(runs.values()))[0]["target"],
         "median_trial_iterations_to_target": needed,
         "reached": {arm: sum(r["reached"] for r in rs) for arm, rs in runs.items()},
         "median_winner_test_return": {
@@ -318,18 +327,15 @@ def check(table: dict, args, out: Path) -> dict:
         out / "replays",
     )
     ray.shutdown()
-    real, again = (
-        sequence(out / name, table),
-        sequence(out / "replays" / f"asha_tpe-seed{args.seed}", table),
-    )
+    real, again = sequence(out / name, table), sequence(replayed, table)
     return {
         "same_configurations_in_order": [t[0] for t in real] == [t[0] for t in again],
         "same_stops": [t[:2] for t in real] == [t[:2] for t in again],
         "same_returns": real == again,
         "real": real,
         "replay": again,
-        "real_outcome": outcome(table, out / name, table["max_iters"]),
-        "replay_outcome": replayed,
+        "real_outcome": outcome(table, out / name, incumbent_return(table)),
+        "replay_outcome": outcome(table, replayed, incumbent_return(table)),
     }
 
 
@@ -360,7 +366,12 @@ def main() -> None:
     parser.add_argument("--reduction-factor", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0, help="check: the search's seed")
     parser.add_argument("--startup", type=int, help="TPE's random trials (default: the search's)")
-    parser.add_argument("--target", type=float, help="test return to reach (default: incumbent's)")
+    parser.add_argument(
+        "--target",
+        type=float,
+        nargs="+",
+        help="compare: test returns to reach (default: the incumbent's)",
+    )
     parser.add_argument("--univariate", action="store_true", help="TPE: each parameter alone")
     args = parser.parse_args()
     load_before = load()
@@ -379,8 +390,6 @@ def main() -> None:
         )
         return
     table = json.loads(args.table.read_text())
-    if args.target is not None:
-        table["target"] = args.target
     out = Path(tempfile.mkdtemp(prefix="replay-", dir=args.table.parent))
     if args.command == "check":
         result = check(table, args, args.table.parent)
