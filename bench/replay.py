@@ -133,18 +133,19 @@ def replay_trial(params: dict, curves: dict) -> None:
             tune.report(reported, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def search_of(
-    arm: str,
+def replay(
     table: dict,
+    arm: str,
     seed: int,
     num_samples: int,
     grace: int,
     factor: float,
     folder: Path,
     sampler=None,
-):
-    """The searcher and scheduler of ``arm``, each told its metric, the preset enqueued as
-    the first trial."""
+) -> Path:
+    """One search of ``arm`` over the recorded curves, the preset enqueued as its first
+    trial; its folder."""
+    name = f"{arm}-seed{seed}"
     scheduler_name, searcher_name = ARMS[arm]
     max_iters = table["max_iters"]
     incumbent = json.loads(table["incumbent"])
@@ -159,34 +160,17 @@ def search_of(
         scheduler = HyperBandForBOHB(
             metric=JUDGED, mode="max", max_t=max_iters, reduction_factor=factor
         )
-        return searcher, scheduler
-    searcher = PruningAwareOptunaSearch(
-        grid,
-        sampler or make_sampler(searcher_name, seed, num_samples),
-        "eval/return",
-        "max",
-        max_iters,
-        points_to_evaluate=[incumbent],
-    )
-    scheduler = make_scheduler(scheduler_name, folder, max_iters, grace, factor)
-    scheduler.set_search_properties("eval/return", "max")
-    return searcher, scheduler
-
-
-def replay(
-    table: dict,
-    arm: str,
-    seed: int,
-    num_samples: int,
-    grace: int,
-    factor: float,
-    folder: Path,
-    sampler=None,
-) -> dict:
-    name = f"{arm}-seed{seed}"
-    searcher, scheduler = search_of(
-        arm, table, seed, num_samples, grace, factor, folder / name, sampler
-    )
+    else:
+        searcher = PruningAwareOptunaSearch(
+            grid,
+            sampler or make_sampler(searcher_name, seed, num_samples),
+            "eval/return",
+            "max",
+            max_iters,
+            points_to_evaluate=[incumbent],
+        )
+        scheduler = make_scheduler(scheduler_name, folder / name, max_iters, grace, factor)
+        scheduler.set_search_properties("eval/return", "max")
     curves = {key(p["values"]): p["curve"] for p in table["points"]}
     # Every CPU a trial: one runs at a time even while HyperBand holds others paused.
     trainable = tune.with_parameters(replay_trial, curves=curves)
