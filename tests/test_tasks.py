@@ -80,6 +80,7 @@ class Wanderer:
         return self.rng.integers(0, 3, size=(len(images), 2))
 
 
+@pytest.mark.slow  # over a second: the fast tier stays under 30 s
 def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
     """DAgger's labels reuse the rest of a plan the policy followed; they are exactly the
     labels a fresh look ahead from every state gives."""
@@ -99,6 +100,7 @@ def test_the_bots_labels_are_what_it_would_do_from_each_state(monkeypatch):
         assert a.plan == b.plan and a.executed == b.executed
 
 
+@pytest.mark.slow  # over a second: the fast tier stays under 30 s
 def test_dagger_looks_as_far_ahead_as_the_policy_plans():
     """The bot's plans for DAgger are played out to the policy's horizon, not the
     demonstrations' longest: the same first actions, nothing after."""

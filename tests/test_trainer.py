@@ -61,6 +61,7 @@ def test_every_iteration_reports_the_design_metrics(demos):
     assert 0.0 <= second["eval/success"] <= 1.0
 
 
+@pytest.mark.slow  # over a second each: the fast tier stays under 30 s
 @pytest.mark.parametrize(
     "sets",
     [{}, {"model.dropout": 0.1}, {"model.history": 3}],
@@ -272,6 +273,7 @@ def test_a_long_rollout_says_how_many_episodes_ended_and_at_most_how_long_is_lef
     assert any(line.startswith("iter   1/1  test episodes of MiniGrid-Empty-5x5") for line in lines)
 
 
+@pytest.mark.slow  # over a second: the fast tier stays under 30 s
 def test_lazy_views_play_the_same_episodes(monkeypatch):
     """A rollout that makes the agent's view only where it plans gives exactly the episodes
     one that makes it at every step gives (a sampling policy, so the plans differ a lot)."""

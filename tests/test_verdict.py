@@ -83,6 +83,7 @@ def searched(tmp_path):
     return folder
 
 
+@pytest.mark.slow  # over a second: the fast tier stays under 30 s
 def test_the_summary_and_best_config_carry_the_paired_verdict(searched):
     outcome = export(searched)
     assert outcome.finished and outcome.retrained[0].name == "trial_00000002"
