@@ -11,17 +11,18 @@ and real scheduler (ASHA with its tie-break, or FIFO) on a trainable that report
 recorded results; BOHB as Ray ships it, judging the same tie-broken return. One trial runs at
 a time, so a replay is deterministic given its seed. BOHB needs ``pip install -e ".[bohb]"``.
 
-    python -m bench.replay record --env MiniGrid-DoorKey-8x8-v0 --max-iters 8
-    python -m bench.replay compare --table results/bench/grid-DoorKey-8x8-v0-8/table.json
+    python -m bench.replay record --env MiniGrid-Dynamic-Obstacles-8x8-v0 --max-iters 4
+    python -m bench.replay compare --table results/bench/grid-Dynamic-Obstacles-8x8-v0-4/\
+table.json --num-samples 16 --grace-period 2 --reduction-factor 2 --target 0.937 0.9
     python -m bench.replay check --table ... --seed 0     # a real search beside its replay
 
-Target: the incumbent's (the preset's grid point) test return. A search reaches it when a
-trial other than the preset's own completes the full budget with a test return at least
-that high: it has found a configuration as good as the one it started from. Counted in
-trial-iterations (every iteration is the same number of optimiser steps), in the order the
-iterations ran (BOHB's HyperBand pauses trials and resumes them later); a search that never
-reaches it counts all it spent. The winner is what the
-search exports (the best completed trial by selection return), scored by its test return.
+Target: the incumbent's (the preset's grid point) test return, or each ``--target``. A
+search reaches it when a trial other than the preset's own completes the full budget with a
+test return at least that high: it has found a configuration as good as the one it started
+from. Counted in trial-iterations (every iteration is the same number of optimiser steps),
+in the order the iterations ran (BOHB's HyperBand pauses trials and resumes them later); a
+search that never reaches it counts all it spent. The winner is what the search exports (the
+best completed trial by selection return), scored by its test return.
 """
 
 from __future__ import annotations
