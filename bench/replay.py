@@ -45,6 +45,7 @@ from ray.tune.search import ConcurrencyLimiter
 from bench.measure import ROOT, emit, load, machine, median
 from core import config as cfg
 from core.metrics import TIEBREAK, TIME, judged
+from search.console import loggers
 from search.outcome import rank
 from search.results import experiment_state, read_trials
 from search.scheduler import make_scheduler
@@ -183,7 +184,10 @@ def replay(
             num_samples=num_samples,
             reuse_actors=True,
         ),
-        run_config=tune.RunConfig(name=name, storage_path=str(folder.resolve()), verbose=0),
+        # A search's own loggers: Ray's default ones are off once search/ has been imported.
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(folder.resolve()), verbose=0, callbacks=loggers()
+        ),
     ).fit()
     return folder / name
 
