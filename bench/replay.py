@@ -64,7 +64,7 @@ ARMS = {
 # project's ASHA and TPE judge it so internally, Ray's BOHB reads it as its metric.
 JUDGED = "eval/judged_return"
 CLOCK = "replay/clock"
-CPUS = 2  # the replay's Ray instance (ray.init below), all of it to one trial
+CPUS = 2  # the replay's Ray instance (ray.init below)
 
 
 def key(values: dict) -> str:
@@ -177,7 +177,7 @@ def replay(
     # Every CPU a trial: one runs at a time even while HyperBand holds others paused.
     trainable = tune.with_parameters(replay_trial, curves=curves)
     tune.Tuner(
-        tune.with_resources(trainable, {"cpu": CPUS}),
+        tune.with_resources(trainable, {"cpu": ray.cluster_resources()["CPU"]}),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=1),
             scheduler=scheduler,

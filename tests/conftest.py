@@ -79,6 +79,16 @@ def tiny_config():
     return tiny()
 
 
+@pytest.fixture
+def local_ray():
+    """A Ray instance of one CPU on this machine, for the test's length."""
+    import ray  # not at the top: the fast tier never starts Ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 def pytest_collection_modifyitems(items):
     """With pytest-xdist (`make test`: -n 2 --dist loadgroup) the slow tests run one after
     another on one worker: they start Ray searches that each want both cores."""

@@ -92,13 +92,6 @@ def test_a_trial_uses_the_gpu_ray_granted_it(monkeypatch):
 # ---- clusters ----
 
 
-@pytest.fixture
-def local_ray():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_results_dir_every_node_sees_passes(local_ray, tmp_path):
     check_shared(tmp_path)

@@ -5,7 +5,6 @@ import itertools
 import math
 
 import pytest
-import ray
 
 from bench.replay import incumbent_return, key, outcome, replay, sequence
 from search.spaces import GRID
@@ -34,15 +33,8 @@ def table() -> dict:
     return {"env": "made-up", "max_iters": MAX_ITERS, "incumbent": key(PRESET), "points": points}
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.slow
-def test_fifo_spends_every_iteration_and_reaches_a_target_in_trial_order(ray_session, tmp_path):
+def test_fifo_spends_every_iteration_and_reaches_a_target_in_trial_order(local_ray, tmp_path):
     curves = table()
     folder = replay(curves, "fifo_random", 0, 5, 2, 2.0, tmp_path)
     trials = sequence(folder, curves)
@@ -58,7 +50,7 @@ def test_fifo_spends_every_iteration_and_reaches_a_target_in_trial_order(ray_ses
 
 
 @pytest.mark.slow
-def test_asha_replays_are_the_same_every_time_and_count_only_what_ran(ray_session, tmp_path):
+def test_asha_replays_are_the_same_every_time_and_count_only_what_ran(local_ray, tmp_path):
     curves = table()
     first = replay(curves, "asha_tpe", 3, 8, 2, 2.0, tmp_path / "a")
     again = replay(curves, "asha_tpe", 3, 8, 2, 2.0, tmp_path / "b")
