@@ -198,9 +198,9 @@ def incumbent_return(table: dict) -> float:
     )
 
 
-def outcome(table: dict, folder: Path, target: float) -> dict:
-    """Trial-iterations until a trial other than the incumbent completes with a test return
-    at least ``target``, and the exported winner's test return."""
+def outcomes(table: dict, folder: Path, targets: list[float]) -> list[dict]:
+    """For each target: trial-iterations until a trial other than the incumbent completes
+    with a test return at least the target, and the exported winner's test return."""
     tests = {key(p["values"]): p["test"]["test/return"] for p in table["points"]}
     max_iters = table["max_iters"]
     trials = read_trials(folder, max_iters)
@@ -212,21 +212,28 @@ def outcome(table: dict, folder: Path, target: float) -> dict:
         for t in trials
         for r in t.history
     )
-    spent, reached = 0, None
-    for (_, _, iteration), trial in iterations:
-        spent += 1
-        found = iteration == max_iters and key(trial.params) != table["incumbent"]
-        if reached is None and found and tests[key(trial.params)] >= target:
-            reached = spent
-    winner = rank(trials, "eval/return")[0]
-    return {
-        "reached": reached is not None,
-        "trial_iterations_to_target": reached if reached is not None else spent,
-        "trial_iterations_spent": spent,
-        "winner": key(winner.params),
-        "winner_test_return": round(tests[key(winner.params)], 4),
-        "target": round(target, 4),
-    }
+    spent = len(iterations)
+    # (trial-iterations spent when it ended, its test return) of each other full trial.
+    completed = [
+        (n, tests[key(trial.params)])
+        for n, ((_, _, iteration), trial) in enumerate(iterations, 1)
+        if iteration == max_iters and key(trial.params) != table["incumbent"]
+    ]
+    winner = key(rank(trials, "eval/return")[0].params)
+    found = []
+    for target in targets:
+        reached = next((n for n, test in completed if test >= target), None)
+        found.append(
+            {
+                "reached": reached is not None,
+                "trial_iterations_to_target": reached if reached is not None else spent,
+                "trial_iterations_spent": spent,
+                "winner": winner,
+                "winner_test_return": round(tests[winner], 4),
+                "target": round(target, 4),
+            }
+        )
+    return found
 
 
 def compare(table: dict, args, out: Path) -> dict:
@@ -241,8 +248,8 @@ def compare(table: dict, args, out: Path) -> dict:
                 sampler = make_sampler("tpe", seed, args.num_samples, args.startup, multivariate)
             factor, grace = args.reduction_factor, args.grace_period
             folder = replay(table, arm, seed, args.num_samples, grace, factor, out, sampler)
-            for target in targets:
-                runs[target][arm].append({"seed": seed, **outcome(table, folder, target)})
+            for target, found in zip(targets, outcomes(table, folder, targets), strict=True):
+                runs[target][arm].append({"seed": seed, **found})
     return {"by_target": [summarise(by_arm) for by_arm in runs.values()]}
 
 
@@ -323,8 +330,8 @@ def check(table: dict, args, out: Path) -> dict:
         "same_returns": real == again,
         "real": real,
         "replay": again,
-        "real_outcome": outcome(table, out / name, incumbent_return(table)),
-        "replay_outcome": outcome(table, replayed, incumbent_return(table)),
+        "real_outcome": outcomes(table, out / name, [incumbent_return(table)])[0],
+        "replay_outcome": outcomes(table, replayed, [incumbent_return(table)])[0],
     }
 
 

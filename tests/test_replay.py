@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.replay import incumbent_return, key, outcome, replay, sequence
+from bench.replay import incumbent_return, key, outcomes, replay, sequence
 from search.spaces import GRID
 
 PRESET = {"train.lr": 2e-3, "model.hidden": 64, "model.depth": 3, "diffusion.exec_steps": 2}
@@ -40,13 +40,14 @@ def test_fifo_spends_every_iteration_and_reaches_a_target_in_trial_order(local_r
     trials = sequence(folder, curves)
     assert trials[0][0] == key(PRESET), "the preset is the first trial"
     assert [iterations for _, iterations, _ in trials] == [MAX_ITERS] * 5
-    anything = outcome(curves, folder, -math.inf)
+    anything, nothing, incumbent = outcomes(
+        curves, folder, [-math.inf, math.inf, incumbent_return(curves)]
+    )
     assert anything["trial_iterations_spent"] == 5 * MAX_ITERS
     # The preset does not count: the second trial, after the preset's iterations and its own.
     assert anything["reached"] and anything["trial_iterations_to_target"] == 2 * MAX_ITERS
-    nothing = outcome(curves, folder, math.inf)
     assert not nothing["reached"] and nothing["trial_iterations_to_target"] == 5 * MAX_ITERS
-    assert outcome(curves, folder, incumbent_return(curves))["target"] == pytest.approx(0.075)
+    assert incumbent["target"] == pytest.approx(0.075)
 
 
 @pytest.mark.slow
@@ -58,7 +59,7 @@ def test_asha_replays_are_the_same_every_time_and_count_only_what_ran(local_ray,
     assert trials == sequence(again, curves)
     ran = [iterations for _, iterations, _ in trials]
     assert set(ran) <= {2, MAX_ITERS} and 2 in ran, "ASHA stops some trials at its rung"
-    found = outcome(curves, first, -math.inf)
+    (found,) = outcomes(curves, first, [-math.inf])
     assert found["trial_iterations_spent"] == sum(ran)
     # Trials run one at a time: the target is reached when the first trial of another
     # configuration than the preset's (TPE may propose it again) that ran its full budget ends.
