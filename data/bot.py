@@ -107,7 +107,7 @@ class Ahead:
     plan from the real state, as far as it has been played out. Played on by one action at a
     time as the real episode follows the plan, so every label looks the same distance ahead."""
 
-    def __init__(self, env, bot: Bot, first: int):
+    def __init__(self, env, bot, first: int):
         # One copy: the bot's mission is the env. The bare env (its step ends the episode at
         # the step limit), which makes no views: the bot looks at the grid itself.
         self.env, self.bot = copy.deepcopy((env.unwrapped, bot))
@@ -131,10 +131,11 @@ class Ahead:
 
 class Following:
     """The bot as the teacher of one episode: its plan from each state the episode reaches
-    (``label``, ``look_ahead`` actions of it), told of every action taken there (``moved``)."""
+    (``label``, ``look_ahead`` actions of it), told of every action taken there (``moved``).
+    ``bot``: the bot's class, or another expert that answers as it does (data/unboxing.py)."""
 
-    def __init__(self, env, look_ahead: int = LOOK_AHEAD):
-        self.bot = Bot(env.unwrapped)
+    def __init__(self, env, look_ahead: int = LOOK_AHEAD, bot: Callable = Bot):
+        self.bot = bot(env.unwrapped)
         self.look_ahead = look_ahead
         self.suggested: int | None = None
         self.ahead: Ahead | None = None  # the plan from the current state, once played out
@@ -164,10 +165,10 @@ class Following:
             self.ahead = None
 
 
-def episode_length(env) -> int:
-    """How many actions the bot takes to end the episode from here, on a copy (0 if it gets
-    stuck)."""
-    bot = Bot(env.unwrapped)
+def episode_length(env, bot: Callable = Bot) -> int:
+    """How many actions the bot (or another of its kind) takes to end the episode from here,
+    on a copy (0 if it gets stuck)."""
+    bot = bot(env.unwrapped)
     try:
         first = int(bot.replan())
     except Stuck:

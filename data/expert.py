@@ -167,12 +167,26 @@ def plan_around(u, target: tuple[int, int], avoid=()) -> list[int] | None:
     ``avoid``, every object on the way standing as a wall: for the tasks whose objects are
     not there to be carried (the Memory task's, the moving obstacles). None where there is
     no way."""
+    return plan_to(u, [target], avoid)
+
+
+def plan_to(u, targets, avoid=(), doors: bool = False) -> list[int] | None:
+    """``plan_around`` to the nearest of ``targets``; with ``doors``, through the doors the
+    agent can open with empty hands (closed, not locked), every other object a wall."""
     grid = Grid(u.grid.width, u.grid.height)
     wall = Wall()
-    grid.grid = [None if obj is None or obj.type == "goal" else wall for obj in u.grid.grid]
+    grid.grid = [
+        obj
+        if obj is not None and obj.type == "door" and doors
+        else None
+        if obj is None or obj.type == "goal"
+        else wall
+        for obj in u.grid.grid
+    ]
     for cell in avoid:
         grid.set(*cell, Lava())
-    grid.set(*target, Goal())
+    for cell in targets:
+        grid.set(*cell, Goal())
     me = SimpleNamespace(grid=grid, carrying=None, agent_pos=u.agent_pos, agent_dir=u.agent_dir)
     try:
         return plan_on(_Layout(me))

@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 
 from data import dodging, matching
 from data.blocks import Progress, in_blocks
-from data.bot import LOOK_AHEAD, Following, episode_length, instruct
+from data.bot import LOOK_AHEAD, Bot, Following, episode_length, instruct
 from data.envs import BABYAI, DODGING, MEMORY, family_of, full_state, instructed, make_env
 from data.errors import BadInput
 from data.expert import PlanCache, shortest_plan
 from data.explorer import Explorer
 from data.labels import Expert
+from data.unboxing import Unboxing, hides_keys
 from data.view import observation
 
 # Tasks with an expert of their own (data/matching.py, data/dodging.py).
@@ -87,12 +88,18 @@ def told(env) -> object:
     return env
 
 
+def bot_for(env_id: str):
+    """The bot that follows ``env_id``'s mission: minigrid's, or where keys hide in boxes the
+    bot that opens them first (data/unboxing.py)."""
+    return Unboxing if hides_keys(env_id) else Bot
+
+
 def teachers(expert: Expert, env_id: str, look_ahead: int = LOOK_AHEAD):
     """A function env (just reset) -> the teacher of one episode in it (``shortest`` share
     their cache; the bot plays its plans ``look_ahead`` actions ahead)."""
     expert = expert_for(env_id, expert)
     if instructed(env_id):
-        return lambda env: Following(told(env), look_ahead)
+        return lambda env: Following(told(env), look_ahead, bot_for(env_id))
     if family_of(env_id) in OWN:
         return OWN[family_of(env_id)]
     if expert == "explorer":
@@ -105,7 +112,7 @@ def expert_length(env) -> int:
     """How many actions the task's own expert takes from a just-reset ``env`` to the end of the
     episode, the yardstick of a policy's episode length (0 where it cannot finish)."""
     if instructed(env.spec.id):
-        return episode_length(told(env))
+        return episode_length(told(env), bot_for(env.spec.id))
     if family_of(env.spec.id) in OWN:
         return played_out(env, OWN[family_of(env.spec.id)])
     return len(shortest_plan(env))

@@ -81,7 +81,7 @@ def files(tmp_path_factory):
 BAD = {
     "unknown env": ("data", "--env", "NotAnEnv-v0"),
     "unsupported family": ("train", "--env", "MiniGrid-Playground-v0"),
-    "id the expert does not solve": ("train", "--env", "BabyAI-KeyInBox-v0"),
+    "id the expert does not solve": ("train", "--env", "BabyAI-PutNextS5N2Carrying-v0"),
     "misspelt id of moving obstacles": ("train", "--env", "MiniGrid-Dynamic-Obstacle-8x8-v0"),
     "shortest expert on a mission": (
         "train",
@@ -187,7 +187,7 @@ SAYS = {
     "a configuration of megabytes": "not a configuration",
     "an abbreviated flag": "unrecognized arguments: --seed",
     "compare of a folder that is no run": "neither a search folder",
-    "id the expert does not solve": "the key lies in a box",
+    "id the expert does not solve": "the agent starts carrying an object",
     "shortest expert on a mission": "data.expert=auto",
     "shortest expert on memory": "must see the start room's object",
     "misspelt id of moving obstacles": "did you mean MiniGrid-Dynamic-Obstacles-8x8-v0?",

@@ -46,7 +46,7 @@ def _bad_input_message(call, *args) -> str:
     [
         ("MiniGrid-Playground-v0", "not of a family this search supports"),
         ("NotAnEnv-v0", "not a registered gymnasium id"),
-        ("BabyAI-KeyInBox-v0", "the key lies in a box"),
+        ("BabyAI-PutNextS5N2Carrying-v0", "the agent starts carrying an object"),
         ("BabyAI-GoToLocl-v0", "did you mean BabyAI-GoToLocal-v0?"),
     ],
 )

@@ -75,6 +75,7 @@ VIEWED = [
     "MiniGrid-PutNear-8x8-N3-v0",
     "MiniGrid-Fetch-8x8-N3-v0",
     "MiniGrid-ObstructedMaze-2Dl-v0",
+    "MiniGrid-ObstructedMaze-1Dlhb-v0",
     "BabyAI-GoToLocal-v0",
     "BabyAI-UnblockPickup-v0",
     "BabyAI-BossLevel-v0",

@@ -1,0 +1,186 @@
+"""The expert where keys lie hidden in boxes: MiniGrid's ObstructedMaze variants with a hidden
+key (1Dlh, 1Dlhb, 2Dlh, 2Dlhb, 1Q, 2Q, Full) and BabyAI's KeyInBox.
+
+minigrid's BabyAIBot looks for a door's key on the floor only: where the key is in a box it
+asserts that no such key exists, and it treats opening a box as a mistake it cannot recover
+from (``DisappearedBoxError``). This expert is the bot, as minigrid ships it, with the one
+thing it lacks: toggling a box swaps in what the box holds (every box of these tasks holds a
+key), so it opens each box the agent has seen, the nearest first, and hands back to the bot.
+Where the bot cannot go on (no key on the floor yet, or its plan broken by the boxes it did
+not choose to open) a fresh bot takes over, told of every cell the agent has seen; where that
+one cannot go on either, the expert walks to the nearest cell the agent has not seen, opening
+doors on the way. So it acts on what the agent has seen, as the bot does: the boxes it opens
+and the cells it walks to are those a policy with the same view could know of.
+
+It answers as the bot does (``replan(action_taken)`` -> the next action), so the bot's
+teacher (data/bot.py ``Following``) plays it ahead for the plans to imitate, and DAgger tells
+it of the policy's actions.
+"""
+
+from __future__ import annotations
+
+import re
+
+from minigrid.envs.babyai.core.verifier import ObjDesc, OpenInstr
+
+from data.bot import Bot, Stuck
+from data.expert import LEFT, PICKUP, TOGGLE, plan_to
+
+DROP, DONE = 4, 6  # minigrid's Actions.drop; done, what the bot says once it is done
+
+# Ids whose keys hide in boxes (the ObstructedMaze variants named with "h", the quarters and
+# the full maze; BabyAI's KeyInBox).
+HIDDEN_KEYS = re.compile(r"MiniGrid-ObstructedMaze-(\dDlhb?|\dQ|Full)-v\d|BabyAI-KeyInBox-v\d")
+
+
+def hides_keys(env_id: str) -> bool:
+    return HIDDEN_KEYS.fullmatch(env_id) is not None
+
+
+class Unboxing:
+    """The expert of one episode of ``u`` (the unwrapped env, with its instruction)."""
+
+    def __init__(self, u):
+        self.u = u
+        self.bot = Bot(u)
+        self.answered = False
+        self.errand: Bot | None = None  # a bot sent to open a door, while it is under way
+        self.putting_down = False  # turning to a free cell to put down what is carried
+        self.boxes = self._boxes()
+
+    def _ahead(self):
+        return self.u.grid.get(*self.u.front_pos)
+
+    def _boxes(self) -> list[tuple[int, int]]:
+        grid = self.u.grid
+        return [
+            (i % grid.width, i // grid.width)
+            for i, obj in enumerate(grid.grid)
+            if obj is not None and obj.type == "box"
+        ]
+
+    def _fresh_bot(self) -> None:
+        seen = self.bot.vis_mask
+        self.bot = Bot(self.u)
+        self.bot.vis_mask = seen.copy()
+        self.answered = False  # a bot that never answered has no last step to be told of
+
+    def _bot_says(self, action_taken: int | None) -> int | None:
+        """The bot's next action, from a fresh bot where the bot cannot go on; None where
+        neither can."""
+        for fresh in (False, True):
+            if fresh:
+                self._fresh_bot()
+            try:
+                action = int(self.bot.replan(action_taken if self.answered else None))
+            except Stuck:
+                continue
+            self.answered = True
+            return action
+        return None
+
+    def replan(self, action_taken: int | None = None) -> int:
+        boxes = self._boxes()
+        put_down = self.putting_down and self.u.carrying is None
+        if len(boxes) < len(self.boxes) or put_down:
+            # A box was opened (the bot must not see it go), or what the bot held was put
+            # down for it (its plan was to take it back): a fresh bot plans from here.
+            self._fresh_bot()
+            self.putting_down = False
+        self.boxes = boxes
+        suggested = self._bot_says(action_taken)  # also marks what the agent sees now
+        if self.errand is not None:
+            errand = self._errand_says(action_taken)
+            if errand is not None:
+                return errand
+        seen = self.bot.vis_mask
+        carrying = self.u.carrying
+        if self.putting_down:
+            return DROP if self._ahead() is None else LEFT
+        if carrying is None or carrying.type == "key":  # never put down what the bot moves
+            to_box = plan_to(self.u, [b for b in boxes if seen[b]], doors=True)
+            if to_box is not None:
+                return (to_box[:-1] + [TOGGLE])[0]  # face the box, not walk into it
+        if suggested is not None:
+            return suggested
+        to_unseen = plan_to(self.u, self._frontier(), doors=True)
+        if to_unseen:
+            return to_unseen[0]
+        ahead = self._ahead()
+        if carrying is None and ahead is not None and ahead.can_pickup():
+            return PICKUP  # what stands in the way is taken along (the bot puts it down)
+        if carrying is not None:
+            # The bot plans to put down what it holds where it stands, and asserts when the
+            # cell ahead is taken (the object it came for, say): put it down first.
+            self.putting_down = True
+            return DROP if ahead is None else LEFT
+        door = self._door_to_unseen()
+        if door is not None:
+            self.errand = self._bot_told(OpenInstr(ObjDesc("door", door.color)))
+            errand = self._errand_says(None)
+            if errand is not None:
+                return errand
+        raise Stuck("no box to open, nothing left to see, and the bot cannot go on")
+
+    def _bot_told(self, instruction) -> Bot:
+        """A bot with ``instruction`` instead of the mission (it reads it when made), told of
+        every cell the agent has seen."""
+        mission = self.u.instrs
+        self.u.instrs = instruction
+        instruction.reset_verifier(self.u)
+        try:
+            bot = Bot(self.u)
+        finally:
+            self.u.instrs = mission
+        bot.vis_mask = self.bot.vis_mask.copy()
+        return bot
+
+    def _errand_says(self, action_taken: int | None) -> int | None:
+        """The errand bot's next action; None once its errand is done (or it cannot go on)."""
+        try:
+            action = int(self.errand.replan(action_taken))
+        except Stuck:
+            action = DONE
+        if action == DONE:
+            self.errand = None
+            return None
+        return action
+
+    def _door_to_unseen(self):
+        """The nearest closed door the agent has seen beside a cell it has not, that opens
+        without a key: a way on that a ball may block, which the bot knows how to clear."""
+        seen, grid = self.bot.vis_mask, self.u.grid
+        x0, y0 = self.u.agent_pos
+        doors = []
+        for x in range(grid.width):
+            for y in range(grid.height):
+                door = grid.get(x, y)
+                if door is None or door.type != "door" or door.is_open or door.is_locked:
+                    continue
+                if seen[x, y] and not all(seen[c] for c in neighbours(x, y, grid)):
+                    doors.append((abs(x - x0) + abs(y - y0), x, y, door))
+        return min(doors, key=lambda d: d[:3])[3] if doors else None
+
+    def _frontier(self) -> list[tuple[int, int]]:
+        """The cells not seen next to a seen cell one can stand on."""
+        seen, grid = self.bot.vis_mask, self.u.grid
+        frontier = []
+        for x in range(grid.width):
+            for y in range(grid.height):
+                if seen[x, y]:
+                    continue
+                for nx, ny in neighbours(x, y, grid):
+                    if seen[nx, ny]:
+                        obj = grid.get(nx, ny)
+                        if obj is None or obj.can_overlap():
+                            frontier.append((x, y))
+                            break
+        return frontier
+
+
+def neighbours(x: int, y: int, grid) -> list[tuple[int, int]]:
+    return [
+        (nx, ny)
+        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1))
+        if 0 <= nx < grid.width and 0 <= ny < grid.height
+    ]
