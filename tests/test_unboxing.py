@@ -23,6 +23,7 @@ def test_the_tasks_with_hidden_keys_are_supported_and_served_by_this_expert():
     assert bot_for("BabyAI-GoToLocal-v0") is Bot
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", FEW)
 def test_the_expert_demonstrates_them_with_noise(env_id):
     found, meta = generate(env_id, 10, seed=0, noise=0.3)
@@ -119,6 +120,7 @@ def test_it_opens_the_box_and_its_plan_gets_there(env_id):
         assert reward > 0 and steps == length and opened == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", FEW)
 def test_a_policy_that_strays_is_labelled_from_every_state_it_reaches(env_id):
     """DAgger's labels: the expert told of random actions (boxes opened early, keys dropped)
