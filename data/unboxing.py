@@ -3,14 +3,23 @@ key (1Dlh, 1Dlhb, 2Dlh, 2Dlhb, 1Q, 2Q, Full) and BabyAI's KeyInBox.
 
 minigrid's BabyAIBot looks for a door's key on the floor only: where the key is in a box it
 asserts that no such key exists, and it treats opening a box as a mistake it cannot recover
-from (``DisappearedBoxError``). This expert is the bot, as minigrid ships it, with the one
-thing it lacks: toggling a box swaps in what the box holds (every box of these tasks holds a
-key), so it opens each box the agent has seen, the nearest first, and hands back to the bot.
-Where the bot cannot go on (no key on the floor yet, or its plan broken by the boxes it did
-not choose to open) a fresh bot takes over, told of every cell the agent has seen; where that
-one cannot go on either, the expert walks to the nearest cell the agent has not seen, opening
-doors on the way. So it acts on what the agent has seen, as the bot does: the boxes it opens
-and the cells it walks to are those a policy with the same view could know of.
+from (``DisappearedBoxError``). This expert is the bot, as minigrid ships it, with what it
+lacks, in this order at every step:
+
+1. toggling a box swaps in what the box holds (every box of these tasks holds a key), so it
+   opens each box the agent has seen, the nearest first (unless it carries a ball the bot is
+   moving out of a doorway);
+2. otherwise the bot's action; where the bot cannot go on (no key on the floor yet, or its
+   plan broken by a box it did not choose to open) a fresh bot, told of every cell the
+   agent has seen;
+3. where no bot can go on: the way to the nearest cell the agent has not seen, through the
+   doors it can open; or taking up what stands ahead where that opens such a way (a key in
+   a doorway); or putting down what it holds on a free cell (the bot plans to put a key down
+   where it stands and asserts where the cell ahead is taken); or sending a bot to open the
+   nearest closed door beside unseen cells (it clears a ball that blocks the door).
+
+So it acts on what the agent has seen, as the bot does: the boxes it opens, the cells and
+doors it walks to, are those a policy with the same view could know of.
 
 It answers as the bot does (``replan(action_taken)`` -> the next action), so the bot's
 teacher (data/bot.py ``Following``) plays it ahead for the plans to imitate, and DAgger tells
@@ -106,9 +115,11 @@ class Unboxing:
         to_unseen = plan_to(self.u, self._frontier(), doors=True)
         if to_unseen:
             return to_unseen[0]
-        ahead = self._ahead()
+        ahead, front = self._ahead(), tuple(int(v) for v in self.u.front_pos)
         if carrying is None and ahead is not None and ahead.can_pickup():
-            return PICKUP  # what stands in the way is taken along (the bot puts it down)
+            ways_on = [b for b in boxes if seen[b]] + self._frontier()
+            if plan_to(self.u, ways_on, doors=True, cleared=[front]):
+                return PICKUP  # what stands in the way is taken along (the bot puts it down)
         if carrying is not None:
             # The bot plans to put down what it holds where it stands, and asserts when the
             # cell ahead is taken (the object it came for, say): put it down first.
