@@ -170,9 +170,10 @@ def plan_around(u, target: tuple[int, int], avoid=()) -> list[int] | None:
     return plan_to(u, [target], avoid)
 
 
-def plan_to(u, targets, avoid=(), doors: bool = False) -> list[int] | None:
+def plan_to(u, targets, avoid=(), doors: bool = False, cleared=()) -> list[int] | None:
     """``plan_around`` to the nearest of ``targets``; with ``doors``, through the doors the
-    agent can open with empty hands (closed, not locked), every other object a wall."""
+    agent can open with empty hands (closed, not locked), every other object a wall but on
+    the cells ``cleared``."""
     grid = Grid(u.grid.width, u.grid.height)
     wall = Wall()
     grid.grid = [
@@ -183,6 +184,8 @@ def plan_to(u, targets, avoid=(), doors: bool = False) -> list[int] | None:
         else wall
         for obj in u.grid.grid
     ]
+    for cell in cleared:
+        grid.set(*cell, None)
     for cell in avoid:
         grid.set(*cell, Lava())
     for cell in targets:

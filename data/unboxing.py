@@ -16,7 +16,9 @@ lacks, in this order at every step:
    doors it can open; or taking up what stands ahead where that opens such a way (a key in
    a doorway); or putting down what it holds on a free cell (the bot plans to put a key down
    where it stands and asserts where the cell ahead is taken); or sending a bot to open the
-   nearest closed door beside unseen cells (it clears a ball that blocks the door).
+   nearest closed door beside unseen cells that opens with no key or with one the agent
+   has seen (the bot clears a ball that blocks it and fetches the key), once a door.
+   ``done`` from a bot counts as not going on: it ends nothing in these tasks.
 
 So it acts on what the agent has seen, as the bot does: the boxes it opens, the cells and
 doors it walks to, are those a policy with the same view could know of.
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import re
 
-from minigrid.envs.babyai.core.verifier import ObjDesc, OpenInstr
+from minigrid.utils.baby_ai_bot import GoNextToSubgoal, OpenSubgoal
 
 from data.bot import Bot, Stuck
 from data.expert import LEFT, PICKUP, TOGGLE, plan_to
@@ -54,6 +56,7 @@ class Unboxing:
         self.bot = Bot(u)
         self.answered = False
         self.errand: Bot | None = None  # a bot sent to open a door, while it is under way
+        self.errands: set[tuple[int, int]] = set()  # the doors a bot was sent to, once each
         self.putting_down = False  # turning to a free cell to put down what is carried
         self.boxes = self._boxes()
 
@@ -85,7 +88,8 @@ class Unboxing:
             except Stuck:
                 continue
             self.answered = True
-            return action
+            if action != DONE:  # `done` ends nothing here: its plan lost track of the task
+                return action
         return None
 
     def replan(self, action_taken: int | None = None) -> int:
@@ -127,23 +131,21 @@ class Unboxing:
             return DROP if ahead is None else LEFT
         door = self._door_to_unseen()
         if door is not None:
-            self.errand = self._bot_told(OpenInstr(ObjDesc("door", door.color)))
+            cell, door = door
+            self.errand = self._sent_to_open(door)
+            self.errands = self.errands | {cell}
             errand = self._errand_says(None)
             if errand is not None:
                 return errand
         raise Stuck("no box to open, nothing left to see, and the bot cannot go on")
 
-    def _bot_told(self, instruction) -> Bot:
-        """A bot with ``instruction`` instead of the mission (it reads it when made), told of
-        every cell the agent has seen."""
-        mission = self.u.instrs
-        self.u.instrs = instruction
-        instruction.reset_verifier(self.u)
-        try:
-            bot = Bot(self.u)
-        finally:
-            self.u.instrs = mission
+    def _sent_to_open(self, door) -> Bot:
+        """A bot sent to open ``door``: the subgoals the bot makes of an instruction to open a
+        door, aimed at this one (a description by colour could match another), told of every
+        cell the agent has seen."""
+        bot = Bot(self.u)
         bot.vis_mask = self.bot.vis_mask.copy()
+        bot.stack = [OpenSubgoal(bot), GoNextToSubgoal(bot, door)]
         return bot
 
     def _errand_says(self, action_taken: int | None) -> int | None:
@@ -158,19 +160,33 @@ class Unboxing:
         return action
 
     def _door_to_unseen(self):
-        """The nearest closed door the agent has seen beside a cell it has not, that opens
-        without a key: a way on that a ball may block, which the bot knows how to clear."""
+        """The cell and the door of the nearest closed door the agent has seen beside a cell
+        it has not, that opens without a key or with a key the agent has seen: a way on,
+        which a ball may block (the bot knows how to clear it and to fetch the key); each
+        door once."""
         seen, grid = self.bot.vis_mask, self.u.grid
         x0, y0 = self.u.agent_pos
+        keys = {
+            obj.color
+            for i, obj in enumerate(grid.grid)
+            if obj is not None and obj.type == "key" and seen[i % grid.width, i // grid.width]
+        }
+        if self.u.carrying is not None and self.u.carrying.type == "key":
+            keys.add(self.u.carrying.color)
         doors = []
         for x in range(grid.width):
             for y in range(grid.height):
                 door = grid.get(x, y)
-                if door is None or door.type != "door" or door.is_open or door.is_locked:
+                if door is None or door.type != "door" or door.is_open:
+                    continue
+                if door.is_locked and door.color not in keys or (x, y) in self.errands:
                     continue
                 if seen[x, y] and not all(seen[c] for c in neighbours(x, y, grid)):
                     doors.append((abs(x - x0) + abs(y - y0), x, y, door))
-        return min(doors, key=lambda d: d[:3])[3] if doors else None
+        if not doors:
+            return None
+        _, x, y, door = min(doors, key=lambda d: d[:3])
+        return (x, y), door
 
     def _frontier(self) -> list[tuple[int, int]]:
         """The cells not seen next to a seen cell one can stand on."""
