@@ -67,17 +67,9 @@ NOT_SOLVED = {
             "MiniGrid-ObstructedMaze-2Dlhb-v0",
             "MiniGrid-ObstructedMaze-1Q-v0",
             "MiniGrid-ObstructedMaze-2Q-v0",
-            "MiniGrid-ObstructedMaze-Full-v0",
         ],
-        "in about one layout in ten a ball that blocks a door overwrites the box with its key,"
-        " which no expert can solve (the id's version 1 fixes it)",
-    ),
-    **dict.fromkeys(
-        [
-            "MiniGrid-ObstructedMaze-2Q-v1",
-            "MiniGrid-ObstructedMaze-Full-v1",
-        ],
-        "the bot, once the boxes are open, drops and takes back a key for ever in some episodes",
+        "in some layouts the ball that blocks a door overwrites the box with its key, which no"
+        " expert can solve (the id's version 1 fixes it)",
     ),
     **dict.fromkeys(
         [
