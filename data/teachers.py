@@ -6,7 +6,8 @@ share this, one teacher an episode.
 * ``explorer``: an expert that acts only on what the agent has seen. On reach-the-goal tasks
   the explorer of data/explorer.py, which follows the episode's views, so it must see every
   step's observation; on missions in words minigrid's BabyAIBot (data/bot.py), which keeps
-  its own mask of what the agent has seen; on Memory the expert that looks at the start
+  its own mask of what the agent has seen (where keys hide in boxes, the bot that opens the
+  boxes the agent has seen first, data/unboxing.py); on Memory the expert that looks at the start
   room's object before it goes to the match (data/matching.py);
 * on Dynamic-Obstacles, whichever is asked, the expert that plans around the obstacles where
   they stand, afresh at every step (data/dodging.py), named ``shortest``;

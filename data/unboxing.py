@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import re
 
+from minigrid.core.actions import Actions
 from minigrid.utils.baby_ai_bot import GoNextToSubgoal, OpenSubgoal
 
 from data.bot import Bot, Stuck
 from data.expert import LEFT, PICKUP, TOGGLE, plan_to
 
-DROP, DONE = 4, 6  # minigrid's Actions.drop; done, what the bot says once it is done
+DROP, DONE = int(Actions.drop), int(Actions.done)  # done: what a bot says once it is done
 
 # Ids whose keys hide in boxes (the ObstructedMaze variants named with "h", the quarters and
 # the full maze; BabyAI's KeyInBox).
