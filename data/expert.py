@@ -174,6 +174,8 @@ def plan_to(u, targets, avoid=(), doors: bool = False, cleared=()) -> list[int] 
     """``plan_around`` to the nearest of ``targets``; with ``doors``, through the doors the
     agent can open with empty hands (closed, not locked), every other object a wall but on
     the cells ``cleared``."""
+    if not targets:
+        return None  # without a goal the search would visit every state to say so
     grid = Grid(u.grid.width, u.grid.height)
     wall = Wall()
     grid.grid = [
