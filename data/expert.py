@@ -178,14 +178,7 @@ def plan_to(u, targets, avoid=(), doors: bool = False, cleared=()) -> list[int] 
         return None  # without a goal the search would visit every state to say so
     grid = Grid(u.grid.width, u.grid.height)
     wall = Wall()
-    grid.grid = [
-        obj
-        if obj is not None and obj.type == "door" and doors
-        else None
-        if obj is None or obj.type == "goal"
-        else wall
-        for obj in u.grid.grid
-    ]
+    grid.grid = [_planned_as(obj, doors, wall) for obj in u.grid.grid]
     for cell in cleared:
         grid.set(*cell, None)
     for cell in avoid:
@@ -197,6 +190,16 @@ def plan_to(u, targets, avoid=(), doors: bool = False, cleared=()) -> list[int] 
         return plan_on(_Layout(me))
     except RuntimeError:
         return None
+
+
+def _planned_as(obj, doors: bool, wall: Wall):
+    """A cell as ``plan_to`` plans on it: empty or the goal free, a door itself where doors
+    count, anything else ``wall``."""
+    if obj is None or obj.type == "goal":
+        return None
+    if doors and obj.type == "door":
+        return obj
+    return wall
 
 
 def _can_open(layout: _Layout, door: int, carried: int) -> bool:

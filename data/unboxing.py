@@ -107,24 +107,24 @@ class Unboxing:
             errand = self._errand_says(action_taken)
             if errand is not None:
                 return errand
-        seen = self.bot.vis_mask
+        seen_boxes = [b for b in boxes if self.bot.vis_mask[b]]
         carrying = self.u.carrying
         if self.putting_down:
             return DROP if self._ahead() is None else LEFT
         if carrying is None or carrying.type == "key":  # never put down what the bot moves
-            to_box = plan_to(self.u, [b for b in boxes if seen[b]], doors=True)
+            to_box = plan_to(self.u, seen_boxes, doors=True)
             if to_box is not None:
                 return (to_box[:-1] + [TOGGLE])[0]  # face the box, not walk into it
         if suggested is not None:
             return suggested
-        to_unseen = plan_to(self.u, self._frontier(), doors=True)
+        frontier = self._frontier()
+        to_unseen = plan_to(self.u, frontier, doors=True)
         if to_unseen:
             return to_unseen[0]
         ahead, front = self._ahead(), tuple(int(v) for v in self.u.front_pos)
-        if carrying is None and ahead is not None and ahead.can_pickup():
-            ways_on = [b for b in boxes if seen[b]] + self._frontier()
-            if plan_to(self.u, ways_on, doors=True, cleared=[front]):
-                return PICKUP  # what stands in the way is taken along (the bot puts it down)
+        blocks = carrying is None and ahead is not None and ahead.can_pickup()
+        if blocks and plan_to(self.u, seen_boxes + frontier, doors=True, cleared=[front]):
+            return PICKUP  # what stands in the way is taken along (the bot puts it down)
         if carrying is not None:
             # The bot plans to put down what it holds where it stands, and asserts when the
             # cell ahead is taken (the object it came for, say): put it down first.
